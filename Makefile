@@ -1,0 +1,40 @@
+# Thin targets over the package. `make milestone` and `make test` create the venv themselves.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SMOKE ?= 0
+
+.PHONY: setup milestone test lint variants registry-up registry-down benchmarks clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+milestone: setup  ## run every notebook with its defaults; tables and plots land in reports/
+	$(PY) -m milestone_lib.cli milestone $(if $(filter 1,$(SMOKE)),--smoke,)
+
+test: setup  ## the whole test suite (slow tiers included)
+	$(PY) -m pytest -q
+
+variants: setup  ## build the default variants without the notebook
+	$(PY) -m milestone_lib.cli variants
+
+registry-up: setup  ## start the local S3 registry (MinIO if on PATH, else SeaweedFS) on 127.0.0.1
+	$(PY) -m milestone_lib.registry_server up
+
+registry-down: setup
+	$(PY) -m milestone_lib.registry_server down
+
+benchmarks: setup
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+lint: setup
+	$(PY) -m ruff check milestone_lib tests || true
+
+clean:  ## remove generated files (datasets, variants, executed notebooks, reports)
+	rm -rf artifacts notebooks/executed .cache reports/*.csv reports/*.md reports/*.png reports/*.html
