@@ -9,7 +9,9 @@
      │    ├── RegistryCredentialsError
      │    ├── BucketMissingError
      │    ├── VariantNotFoundError
-     │    └── ChecksumMismatchError
+     │    ├── ObjectNotFoundError      an image tarball or result file that is not stored
+     │    ├── ChecksumMismatchError
+     │    └── RegistryServerError      the local registry server cannot start or stop
      ├── ServingError            a step server or gateway problem (mapped to gRPC codes at the edge)
      │    ├── InvalidInputError        -> INVALID_ARGUMENT
      │    ├── ModelNotFoundError       -> NOT_FOUND
@@ -31,6 +33,8 @@ __all__ = [
     "BucketMissingError",
     "VariantNotFoundError",
     "ChecksumMismatchError",
+    "ObjectNotFoundError",
+    "RegistryServerError",
     "ServingError",
     "InvalidInputError",
     "ModelNotFoundError",
@@ -115,22 +119,42 @@ class BucketMissingError(RegistryError):
 
 
 class VariantNotFoundError(RegistryError):
-    def __init__(self, variant: str, *, version: str | None = None, bucket: str = "models") -> None:
+    def __init__(self, variant: str, *, version: str | None = None, bucket: str = "models",
+                 known: list[str] | None = None) -> None:
         self.variant = variant
         self.version = version
         what = f"variant '{variant}'" + (f" version '{version}'" if version else "")
-        super().__init__(f"{what} is not in bucket '{bucket}'; run notebook 02 (or `make variants`) to push it first")
+        if known:
+            hint = f"stored versions: {', '.join(known[-5:])}; pass one of them, or none for the latest"
+        else:
+            hint = "run notebook 02 (or `make variants`) to push it first"
+        super().__init__(f"{what} is not in bucket '{bucket}'; {hint}")
 
 
 class ChecksumMismatchError(RegistryError):
-    def __init__(self, obj: str, expected: str, actual: str) -> None:
+    def __init__(self, obj: str, expected: str, actual: str, *, hint: str | None = None) -> None:
         self.object = obj
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"'{obj}' has sha256 {actual[:12]}… but its manifest records {expected[:12]}…; "
-            "the stored copy is corrupt or was tampered with: push the variant again"
-        )
+        hint = hint or "the stored copy is corrupt or was tampered with: push the variant again"
+        super().__init__(f"'{obj}' has sha256 {actual[:12]}… but its manifest records {expected[:12]}…; {hint}")
+
+
+class ObjectNotFoundError(RegistryError):
+    """An image tarball, profile table or report that is not in its bucket."""
+
+    def __init__(self, bucket: str, key: str, *, hint: str) -> None:
+        self.bucket = bucket
+        self.key = key
+        super().__init__(f"'{key}' is not in bucket '{bucket}'; {hint}")
+
+
+class RegistryServerError(RegistryError):
+    """The local registry server (MinIO or SeaweedFS) cannot start or stop."""
+
+    def __init__(self, problem: str, *, hint: str) -> None:
+        self.problem = problem
+        super().__init__(f"local registry server: {problem}; {hint}")
 
 
 class ServingError(MilestoneError):

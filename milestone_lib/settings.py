@@ -90,6 +90,9 @@ def configure_offline_environment(settings: ProjectSettings | None = None) -> No
         "HF_HOME": str(cache / "huggingface"),
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "YOLO_VERBOSE": "False",
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)

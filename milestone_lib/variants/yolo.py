@@ -27,9 +27,10 @@ class DetectorTraining:
 
     family: str = "yolov8"
     size: str = "n"
-    epochs: int = 10
+    epochs: int = 5
     imgsz: int = 128
     batch: int = 16
+    warmup_epochs: float = 1.0
     optimizer: str = "AdamW"
     lr0: float = 0.002
     mosaic: float = 0.0
@@ -88,6 +89,9 @@ def train_detector(dataset: YoloDataset, training: DetectorTraining, out_dir: Pa
         optimizer=training.optimizer,
         lr0=training.lr0,
         mosaic=training.mosaic,
+        warmup_epochs=training.warmup_epochs,
+        nbs=training.batch,  # step the optimizer every batch: short runs need the updates
+        cache="ram",
         single_cls=True,
         seed=training.seed,
         deterministic=True,

@@ -1,0 +1,138 @@
+"""Per-step latency breakdown of pipeline requests: tables and stacked-bar plots.
+
+Input: `LoadResult.requests` (one row per request, with the gateway's timing parameters
+`detect_queue_ms`, `detect_compute_ms`, `detect_network_ms`, `classify_*`, `gateway_ms`,
+`total_ms`, and the client's `latency_ms`). The breakdown's parts add up to the end-to-end
+latency: the steps' queue + compute + network, the gateway's own time, and the client's share
+(`latency_ms - total_ms`: serialisation and the hop to the gateway).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import MilestoneError
+from .settings import configure_offline_environment
+
+__all__ = [
+    "STEPS",
+    "PARTS",
+    "step_columns",
+    "timing_residuals",
+    "step_breakdown",
+    "slowest_step",
+    "compare_runs",
+    "plot_step_breakdown",
+]
+
+STEPS = ("detect", "classify")
+PARTS = ("queue", "compute", "network")
+_ROWS = ("client", "gateway", *STEPS)
+
+
+def step_columns() -> list[str]:
+    """The response parameters that make up `total_ms`: each step's parts, then `gateway_ms`."""
+    return [f"{step}_{part}_ms" for step in STEPS for part in PARTS] + ["gateway_ms"]
+
+
+def _measured_ok(requests: pd.DataFrame) -> pd.DataFrame:
+    rows = requests[(requests["status"] == "ok") & (requests["window"] >= 0)]
+    missing = [c for c in [*step_columns(), "total_ms"] if c not in rows.columns]
+    if rows.empty or missing:
+        raise MilestoneError(
+            f"no successful measured request carries the gateway's timings (missing: {missing or 'none'}; "
+            f"{len(rows)} ok rows); send the load to the pipeline gateway, not to a step server"
+        )
+    return rows
+
+
+def timing_residuals(requests: pd.DataFrame) -> pd.DataFrame:
+    """Per ok request: `parts_ms` (sum of step parts + gateway), `total_ms`, `latency_ms` and the gaps."""
+    rows = _measured_ok(requests)
+    parts = rows[step_columns()].fillna(0.0).sum(axis=1)
+    return pd.DataFrame({
+        "parts_ms": parts,
+        "total_ms": rows["total_ms"],
+        "latency_ms": rows["latency_ms"],
+        "parts_gap_ms": rows["total_ms"] - parts,
+        "client_ms": rows["latency_ms"] - rows["total_ms"],
+    })
+
+
+def step_breakdown(requests: pd.DataFrame) -> pd.DataFrame:
+    """Mean ms per step and part (rows client, gateway, detect, classify; columns queue, compute, network).
+
+    Means, because means of parts add up to the mean end-to-end latency (percentiles do not);
+    `p50_ms` / `p95_ms` give each row's own spread and `share` its part of the mean latency.
+    """
+    rows = _measured_ok(requests)
+    per_request = {
+        "client": pd.DataFrame({"queue": 0.0, "compute": 0.0, "network": rows["latency_ms"] - rows["total_ms"]}),
+        "gateway": pd.DataFrame({"queue": 0.0, "compute": rows["gateway_ms"], "network": 0.0}),
+    }
+    for step in STEPS:
+        per_request[step] = pd.DataFrame({part: rows[f"{step}_{part}_ms"].fillna(0.0) for part in PARTS})
+    table = pd.DataFrame({name: frame.mean() for name, frame in per_request.items()}).T.loc[list(_ROWS)]
+    table.columns = [f"{c}_ms" for c in table.columns]
+    totals = {name: frame.sum(axis=1) for name, frame in per_request.items()}
+    table["total_ms"] = table[[f"{p}_ms" for p in PARTS]].sum(axis=1)
+    table["p50_ms"] = [float(totals[name].quantile(0.5)) for name in table.index]
+    table["p95_ms"] = [float(totals[name].quantile(0.95)) for name in table.index]
+    table["share"] = table["total_ms"] / float(rows["latency_ms"].mean())
+    table.index.name = "part_of_pipeline"
+    return table
+
+
+def slowest_step(breakdown: pd.DataFrame) -> str:
+    """The pipeline step (detect or classify) with the largest mean time."""
+    return str(breakdown.loc[list(STEPS), "total_ms"].idxmax())
+
+
+def compare_runs(runs: Mapping[str, tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
+    """A table with one column per run (e.g. before / after a scale): latency, throughput, errors, step times."""
+    columns = {}
+    for label, (summary, breakdown) in runs.items():
+        column = {key: summary.get(key) for key in
+                  ("offered_rps", "throughput_rps", "goodput_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
+                   "ok", "failed", "timeouts")}
+        for row in breakdown.index:
+            column[f"{row}_mean_ms"] = float(breakdown.loc[row, "total_ms"])
+        for step in STEPS:
+            column[f"{step}_queue_ms"] = float(breakdown.loc[step, "queue_ms"])
+        columns[label] = column
+    table = pd.DataFrame(columns)
+    if table.shape[1] == 2:
+        first, second = table.columns
+        before = pd.to_numeric(table[first], errors="coerce")
+        after = pd.to_numeric(table[second], errors="coerce")
+        table["change"] = np.where(before.abs() > 0, (after - before) / before.abs(), np.nan)
+    table.index.name = "metric"
+    return table
+
+
+def plot_step_breakdown(breakdowns: Mapping[str, pd.DataFrame] | pd.DataFrame, *, title: str = "") -> Any:
+    """Stacked bars (queue / compute / network) per part of the pipeline; one panel per run."""
+    configure_offline_environment()
+    import matplotlib.pyplot as plt
+
+    runs = {"": breakdowns} if isinstance(breakdowns, pd.DataFrame) else dict(breakdowns)
+    figure, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4), sharey=True, squeeze=False)
+    colours = {"queue": "#f2a541", "compute": "#3d7dca", "network": "#8fbf6a"}
+    for ax, (label, table) in zip(axes[0], runs.items()):
+        bottom = np.zeros(len(table))
+        for part in PARTS:
+            values = table[f"{part}_ms"].to_numpy(dtype=float)
+            ax.bar(table.index, values, bottom=bottom, label=part, color=colours[part])
+            bottom += values
+        for x, total in enumerate(bottom):
+            ax.text(x, total, f"{total:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.set_title(label)
+        ax.set_ylabel("mean ms per request")
+    axes[0][0].legend(loc="upper left")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,32 @@
+"""Serving: step servers (queue + dynamic batching) and the pipeline gateway, over the Open Inference Protocol.
+
+    protocol.py   stubs from tritonclient, tensor <-> numpy, the gRPC error edge
+    batcher.py    bounded queue + dynamic batching + deadline drop (transport-free)
+    runtime.py    a variant folder as a batched step model (reuses milestone_lib.inference)
+    server.py     StepServer + CLI `python -m milestone_lib.serving.server`
+    balancer.py   replica pools of the gateway: membership, least-outstanding / round-robin
+    gateway.py    PipelineGateway + CLI `python -m milestone_lib.serving.gateway`
+    metrics.py    Prometheus metrics
+
+Submodules are imported on use, so `import milestone_lib.serving` stays cheap.
+"""
+
+from __future__ import annotations
+
+__all__ = ["StepServer", "serve_step", "PipelineGateway", "serve_gateway", "DynamicBatcher"]
+
+
+def __getattr__(name: str):
+    if name in ("StepServer", "serve_step"):
+        from . import server
+
+        return getattr(server, name)
+    if name in ("PipelineGateway", "serve_gateway"):
+        from . import gateway
+
+        return getattr(gateway, name)
+    if name == "DynamicBatcher":
+        from .batcher import DynamicBatcher
+
+        return DynamicBatcher
+    raise AttributeError(name)

@@ -1,0 +1,127 @@
+"""The replicas of one step as the gateway sees them: membership, outstanding calls, choice.
+
+`ReplicaPool.update(addresses)` changes membership at run time: a new address gets a channel; a
+removed replica leaves the choice at once but keeps its channel until its in-flight calls finish.
+A replica that answered UNAVAILABLE is avoided for `cooldown_s` while others are healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+import grpc
+
+from ..errors import ServingError
+from .protocol import grpc_channel_options, service_pb2_grpc
+
+__all__ = ["Policy", "POLICIES", "Replica", "ReplicaPool", "NoReplicaError"]
+
+log = logging.getLogger(__name__)
+
+Policy = Literal["least-outstanding", "round-robin"]
+POLICIES: tuple[str, ...] = ("least-outstanding", "round-robin")
+
+
+class NoReplicaError(ServingError):
+    code = "UNAVAILABLE"
+
+    def __init__(self, step: str, tried: list[str]) -> None:
+        self.step = step
+        detail = f" (tried {', '.join(tried)})" if tried else ""
+        super().__init__(
+            f"no replica of step '{step}' can take the request{detail}; "
+            "check the endpoints file and that the step servers are running"
+        )
+
+
+@dataclass(eq=False)
+class Replica:
+    step: str
+    address: str
+    channel: grpc.aio.Channel
+    stub: service_pb2_grpc.GRPCInferenceServiceStub
+    outstanding: int = 0
+    removed: bool = False
+    down_until: float = 0.0
+    metadata: dict[str, object] = field(default_factory=dict)
+    """What the gateway learned from the replica's ModelMetadata (e.g. the classifier's imgsz)."""
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class ReplicaPool:
+    def __init__(self, step: str, *, policy: Policy = "least-outstanding", cooldown_s: float = 1.0,
+                 max_message_bytes: int) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown balancing policy '{policy}'; choose one of {', '.join(POLICIES)}")
+        self.step = step
+        self.policy = policy
+        self.cooldown_s = cooldown_s
+        self.max_message_bytes = max_message_bytes
+        self.replicas: list[Replica] = []
+        self._retired: set[Replica] = set()
+        self._turn = itertools.count()
+
+    @property
+    def addresses(self) -> list[str]:
+        return [r.address for r in self.replicas]
+
+    def update(self, addresses: list[str]) -> None:
+        """Make the membership exactly `addresses` (order kept); removed replicas drain, then close."""
+        current = {r.address: r for r in self.replicas}
+        kept: list[Replica] = []
+        for address in dict.fromkeys(addresses):
+            replica = current.pop(address, None)
+            if replica is None:
+                channel = grpc.aio.insecure_channel(address, options=grpc_channel_options(self.max_message_bytes))
+                replica = Replica(self.step, address, channel, service_pb2_grpc.GRPCInferenceServiceStub(channel))
+            kept.append(replica)
+        self.replicas = kept
+        for replica in current.values():
+            replica.removed = True
+            self._retired.add(replica)
+        self._close_drained()
+
+    def _close_drained(self) -> None:
+        for replica in [r for r in self._retired if r.outstanding == 0]:
+            self._retired.discard(replica)
+            asyncio.get_running_loop().create_task(replica.close())
+
+    def pick(self, *, exclude: tuple[Replica, ...] = ()) -> Replica:
+        candidates = [r for r in self.replicas if r not in exclude]
+        if not candidates:
+            raise NoReplicaError(self.step, [r.address for r in exclude])
+        now = time.monotonic()
+        healthy = [r for r in candidates if r.down_until <= now] or candidates
+        turn = next(self._turn)
+        if self.policy == "round-robin":
+            return healthy[turn % len(healthy)]
+        # Least outstanding; ties go round the ring so equal replicas share the load.
+        low = min(r.outstanding for r in healthy)
+        tied = [r for r in healthy if r.outstanding == low]
+        return tied[turn % len(tied)]
+
+    def mark_down(self, replica: Replica) -> None:
+        replica.down_until = time.monotonic() + self.cooldown_s
+
+    @contextlib.contextmanager
+    def track(self, replica: Replica) -> Iterator[Replica]:
+        replica.outstanding += 1
+        try:
+            yield replica
+        finally:
+            replica.outstanding -= 1
+            if replica.removed and replica.outstanding == 0:
+                self._close_drained()
+
+    async def close(self) -> None:
+        for replica in [*self.replicas, *self._retired]:
+            await replica.close()
+        self.replicas, self._retired = [], set()

@@ -1,0 +1,169 @@
+"""Open Inference Protocol on gRPC: the stubs tritonclient ships, tensor <-> numpy, the error edge.
+
+The stubs are `tritonclient.grpc.service_pb2(_grpc)`, so any KServe V2 / Triton client talks to
+our servers unchanged. Tensors travel in `raw_input_contents` / `raw_output_contents`
+(little-endian, row-major), which is what `tritonclient.grpc` sends.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
+
+import grpc
+import numpy as np
+from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
+
+from ..errors import InvalidInputError, ServingError
+
+__all__ = [
+    "service_pb2",
+    "service_pb2_grpc",
+    "model_config_pb2",
+    "DATATYPES",
+    "MAX_MESSAGE_BYTES",
+    "datatype_of",
+    "decode_inputs",
+    "make_infer_request",
+    "decode_outputs",
+    "set_parameters",
+    "read_parameters",
+    "grpc_channel_options",
+    "map_errors",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest request a server accepts by default; larger tensors get INVALID_ARGUMENT."""
+
+DATATYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
+_NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+
+
+def datatype_of(array: np.ndarray) -> str:
+    try:
+        return _NAMES[array.dtype]
+    except KeyError:
+        raise InvalidInputError(f"numpy dtype {array.dtype} has no Open Inference Protocol datatype") from None
+
+
+def grpc_channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+
+
+def decode_inputs(request: service_pb2.ModelInferRequest, *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, np.ndarray]:
+    """The request's input tensors as read-only numpy views of the raw bytes, checked for size."""
+    if not request.inputs:
+        raise InvalidInputError(f"request for model '{request.model_name}' has no input tensor")
+    if len(request.raw_input_contents) != len(request.inputs):
+        raise InvalidInputError(
+            f"request has {len(request.inputs)} input tensors but {len(request.raw_input_contents)} "
+            "raw_input_contents; send every tensor's bytes in raw_input_contents"
+        )
+    total = sum(len(raw) for raw in request.raw_input_contents)
+    if total > max_bytes:
+        raise InvalidInputError(
+            f"request carries {total} bytes of tensors, more than this server's limit of {max_bytes}; "
+            "send fewer or smaller images per request"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for spec, raw in zip(request.inputs, request.raw_input_contents):
+        dtype = DATATYPES.get(spec.datatype)
+        if dtype is None:
+            raise InvalidInputError(
+                f"input '{spec.name}' has datatype '{spec.datatype}', which this server does not decode; "
+                f"use one of {', '.join(DATATYPES)}"
+            )
+        shape = [int(d) for d in spec.shape]
+        if any(d < 0 for d in shape):
+            raise InvalidInputError(f"input '{spec.name}' has a negative dimension in shape {shape}")
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if len(raw) != expected:
+            raise InvalidInputError(
+                f"input '{spec.name}' of shape {shape} and datatype {spec.datatype} needs {expected} bytes "
+                f"but raw_input_contents holds {len(raw)}; the tensor is truncated or its shape is wrong"
+            )
+        arrays[spec.name] = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return arrays
+
+
+def set_parameters(target: Any, values: Mapping[str, float | int | str | bool]) -> None:
+    """Fill a protobuf `map<string, InferParameter>`: float -> double, int -> int64, str, bool."""
+    for key, value in values.items():
+        if isinstance(value, bool):
+            target[key].bool_param = value
+        elif isinstance(value, int):
+            target[key].int64_param = value
+        elif isinstance(value, float):
+            target[key].double_param = value
+        else:
+            target[key].string_param = str(value)
+
+
+def read_parameters(source: Any) -> dict[str, float | int | str | bool]:
+    out: dict[str, float | int | str | bool] = {}
+    for key, param in source.items():
+        kind = param.WhichOneof("parameter_choice")
+        out[key] = getattr(param, kind) if kind else None
+    return out
+
+
+def make_infer_request(model_name: str, inputs: Mapping[str, np.ndarray], *, request_id: str = "") -> service_pb2.ModelInferRequest:
+    request = service_pb2.ModelInferRequest(model_name=model_name, id=request_id)
+    for name, array in inputs.items():
+        array = np.ascontiguousarray(array)
+        request.inputs.add(name=name, datatype=datatype_of(array), shape=list(array.shape))
+        request.raw_input_contents.append(array.tobytes())
+    return request
+
+
+def add_output(response: service_pb2.ModelInferResponse, name: str, array: np.ndarray) -> None:
+    array = np.ascontiguousarray(array)
+    response.outputs.add(name=name, datatype=datatype_of(array), shape=list(array.shape))
+    response.raw_output_contents.append(array.tobytes())
+
+
+def decode_outputs(response: service_pb2.ModelInferResponse) -> dict[str, np.ndarray]:
+    return {
+        spec.name: np.frombuffer(raw, dtype=DATATYPES[spec.datatype]).reshape(list(spec.shape))
+        for spec, raw in zip(response.outputs, response.raw_output_contents)
+    }
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def map_errors(handler: _Handler) -> _Handler:
+    """Turn a `ServingError` into its gRPC status; anything unexpected into INTERNAL (and a log line)."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await handler(self, request, context)
+        except ServingError as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code, grpc.StatusCode.INTERNAL), str(exc))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # the server keeps serving whatever one request did
+            log.exception("%s failed", handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,225 @@
+"""Step server: one variant of one step behind `inference.GRPCInferenceService` (Open Inference Protocol).
+
+The model answers under its variant name and under its step name (`detect` / `classify`).
+Requests go through a `DynamicBatcher` (bounded queue, dynamic batching, deadline drop); each
+response carries `queue_ms`, `preprocess_ms`, `inference_ms`, `postprocess_ms` (double) and
+`batch_size` (int64) in its parameters.
+
+CLI:
+    python -m milestone_lib.serving.server --variant DIR --host 127.0.0.1 --port P --threads N \
+        --max-batch-size B --max-queue-delay-ms D --max-queue-size Q [--metrics-port M] [--raw-tensors]
+prints `READY <host>:<port>` once serving; SIGTERM/SIGINT stop it gracefully (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from ..errors import ModelNotFoundError, ServingError
+from .batcher import DynamicBatcher
+from .metrics import StepMetrics, start_metrics_server
+from .protocol import (
+    MAX_MESSAGE_BYTES,
+    add_output,
+    decode_inputs,
+    grpc_channel_options,
+    map_errors,
+    model_config_pb2,
+    service_pb2,
+    service_pb2_grpc,
+    set_parameters,
+)
+from .runtime import StepModel, load_step_model
+
+__all__ = ["StepServer", "serve_step", "main", "SERVER_NAME"]
+
+log = logging.getLogger(__name__)
+SERVER_NAME = "milestone-step-server"
+_TRANSPORT_SLACK_BYTES = 1024 * 1024
+
+
+class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, owner: StepServer) -> None:
+        self.owner = owner
+
+    def _model(self, name: str) -> StepModel:
+        model = self.owner.model
+        if name not in (model.name, model.step):
+            raise ModelNotFoundError(
+                f"model '{name}' is not served here; this server serves '{model.name}' (also as '{model.step}')"
+            )
+        return model
+
+    async def ServerLive(self, request, context):  # noqa: N802 (names come from the protocol)
+        return service_pb2.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):  # noqa: N802
+        return service_pb2.ServerReadyResponse(ready=self.owner.ready)
+
+    async def ModelReady(self, request, context):  # noqa: N802
+        model = self.owner.model
+        return service_pb2.ModelReadyResponse(ready=self.owner.ready and request.name in (model.name, model.step))
+
+    async def ServerMetadata(self, request, context):  # noqa: N802
+        return service_pb2.ServerMetadataResponse(name=SERVER_NAME, version="1", extensions=[])
+
+    @map_errors
+    async def ModelMetadata(self, request, context):  # noqa: N802
+        model = self._model(request.name)
+        response = service_pb2.ModelMetadataResponse(name=model.name, versions=["1"], platform=model.platform)
+        for spec in model.inputs:
+            response.inputs.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+        for spec in model.outputs:
+            response.outputs.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+        return response
+
+    @map_errors
+    async def ModelConfig(self, request, context):  # noqa: N802
+        model = self._model(request.name)
+        batcher = self.owner.batcher
+        config = model_config_pb2.ModelConfig(name=model.name, platform=model.platform,
+                                              max_batch_size=batcher.max_batch_size)
+        config.dynamic_batching.max_queue_delay_microseconds = int(batcher.max_queue_delay_s * 1e6)
+        config.dynamic_batching.default_queue_policy.max_queue_size = batcher.max_queue_size
+        for key, value in {"step": model.step, "imgsz": str(model.manifest.imgsz),
+                           "threads": str(self.owner.threads)}.items():
+            config.parameters[key].string_value = value
+        return service_pb2.ModelConfigResponse(config=config)
+
+    @map_errors
+    async def ModelInfer(self, request, context):  # noqa: N802
+        started = time.perf_counter()
+        metrics = self.owner.metrics
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        try:
+            model = self._model(request.model_name)
+            payload, rows = model.validate(decode_inputs(request, max_bytes=self.owner.max_request_bytes))
+            outputs, timing = await self.owner.batcher.submit(payload, size=rows, deadline=deadline)
+        except ServingError as exc:
+            metrics.served(exc.code.lower())
+            raise
+        except asyncio.CancelledError:
+            expired = deadline is not None and time.monotonic() >= deadline
+            metrics.served("deadline_exceeded" if expired else "cancelled")
+            raise
+        except Exception:
+            metrics.served("internal")
+            raise
+        response = service_pb2.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
+        for name, array in outputs.items():
+            add_output(response, name, array)
+        set_parameters(response.parameters, {**timing.stages_ms, "queue_ms": timing.queue_ms,
+                                             "batch_size": timing.batch_size})
+        metrics.served("ok", time.perf_counter() - started, timing.queue_ms / 1000)
+        return response
+
+
+class StepServer:
+    """One variant of one step, served over gRPC with a bounded, batching queue.
+
+    Usage (inside an event loop): `port = await server.start(host, port)`, then `await server.stop()`.
+    """
+
+    def __init__(self, variant_dir: Path, *, threads: int = 1, max_batch_size: int = 8,
+                 max_queue_delay_ms: float = 2.0, max_queue_size: int = 64, metrics_port: int | None = None,
+                 raw_tensors: bool = False, max_request_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.threads = threads
+        self.model = load_step_model(Path(variant_dir), threads=threads, raw_tensors=raw_tensors)
+        self.metrics = StepMetrics(self.model.name)
+        self.batcher: DynamicBatcher = DynamicBatcher(
+            self.model.run_batch, max_batch_size=max_batch_size, max_queue_delay_s=max_queue_delay_ms / 1000,
+            max_queue_size=max_queue_size, observer=self.metrics, name=self.model.name,
+        )
+        self.metrics_port = metrics_port
+        self.max_request_bytes = max_request_bytes
+        self.ready = False
+        self.address: str | None = None
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Bind and serve; returns the bound port (port 0 picks a free one)."""
+        # The transport limit sits above ours, so an oversized tensor gets our INVALID_ARGUMENT
+        # message; only a message past the transport limit gets gRPC's own RESOURCE_EXHAUSTED.
+        self._server = grpc.aio.server(options=grpc_channel_options(self.max_request_bytes + _TRANSPORT_SLACK_BYTES))
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(_StepServicer(self), self._server)
+        bound = self._server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise OSError(f"cannot bind {host}:{port}")
+        self.batcher.start()
+        await self._server.start()
+        self.metrics_port = start_metrics_server(self.metrics.registry, self.metrics_port, host=host)
+        self.address = f"{host}:{bound}"
+        self.ready = True
+        return bound
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Refuse new requests, finish those in flight (up to `grace` seconds), then stop."""
+        self.ready = False
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self.batcher.stop()
+
+    async def wait_for_termination(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+
+async def serve_until_signal(server_start, stop, *, host: str, port: int, grace: float = 5.0) -> None:
+    """Start, print `READY host:port`, wait for SIGTERM/SIGINT, stop gracefully."""
+    bound = await server_start(host, port)
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_event.set)
+    print(f"READY {host}:{bound}", flush=True)
+    await stop_event.wait()
+    log.info("stopping (grace %.1f s)", grace)
+    await stop(grace)
+
+
+async def serve_step(variant_dir: Path, *, host: str = "127.0.0.1", port: int = 0, grace: float = 5.0,
+                     **options) -> None:
+    """Serve a variant until SIGTERM/SIGINT (the CLI's body)."""
+    server = StepServer(variant_dir, **options)
+    await serve_until_signal(server.start, server.stop, host=host, port=port, grace=grace)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m milestone_lib.serving.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--variant", type=Path, required=True, help="variant folder holding manifest.json")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed in the READY line)")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads of the runtime")
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--max-queue-delay-ms", type=float, default=2.0)
+    parser.add_argument("--max-queue-size", type=int, default=64)
+    parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus port on the same host; 0: off")
+    parser.add_argument("--raw-tensors", action="store_true", help="serve FP32 NCHW `INPUT` -> `OUTPUT` as is")
+    parser.add_argument("--max-request-mb", type=float, default=MAX_MESSAGE_BYTES / 2**20)
+    parser.add_argument("--grace-s", type=float, default=5.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve_step(
+        args.variant, host=args.host, port=args.port, grace=args.grace_s, threads=args.threads,
+        max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
+        max_queue_size=args.max_queue_size, metrics_port=args.metrics_port, raw_tensors=args.raw_tensors,
+        max_request_bytes=int(args.max_request_mb * 2**20),
+    ))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Step server as a real subprocess on loopback: standard client, bad input, overload, deadline, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as triton
+from serving_helpers import free_port, sample_images, scrape, spawn, step_server_args, stub_for
+
+from milestone_lib.inference import Classifier, Detector
+from milestone_lib.serving.protocol import (
+    decode_outputs,
+    grpc_channel_options,
+    make_infer_request,
+    read_parameters,
+    service_pb2,
+    service_pb2_grpc,
+)
+from milestone_lib.variants.manifest import load_manifest
+
+pytestmark = pytest.mark.slow
+SERVER = "milestone_lib.serving.server"
+
+
+@pytest.fixture(scope="module")
+def detect_server(serving_variants, tmp_path_factory):
+    metrics_port = free_port()
+    args = step_server_args(serving_variants["detect"], max_batch_size=4, max_queue_delay_ms=20,
+                            metrics_port=metrics_port, max_request_mb=1)
+    with spawn(SERVER, args, tmp_path_factory.mktemp("detect")) as server:
+        server.metrics_port = metrics_port
+        yield server
+
+
+@pytest.fixture(scope="module")
+def classify_server(serving_variants, tmp_path_factory):
+    with spawn(SERVER, step_server_args(serving_variants["classify"]), tmp_path_factory.mktemp("classify")) as server:
+        yield server
+
+
+def infer_images(client: triton.InferenceServerClient, model: str, images: np.ndarray):
+    tensor = triton.InferInput("IMAGES", list(images.shape), "UINT8")
+    tensor.set_data_from_numpy(images)
+    return client.infer(model, [tensor])
+
+
+def test_a_standard_oip_client_gets_the_same_detections_as_in_process_inference(detect_server, serving_variants):
+    folder = serving_variants["detect"]
+    manifest = load_manifest(folder)
+    detector = Detector(manifest, folder)
+    client = triton.InferenceServerClient(detect_server.address)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("detect") and client.is_model_ready(manifest.name)
+    assert not client.is_model_ready("nope")
+    metadata = client.get_model_metadata("detect", as_json=True)
+    assert metadata["name"] == manifest.name
+    assert [t["name"] for t in metadata["inputs"]] == ["IMAGES"]
+
+    images = sample_images(4, seed=1)
+    expected = detector(images)
+    assert sum(len(d) for d in expected) > 0, "the test images must give detections to compare"
+    for image, want in zip(images, expected):
+        result = infer_images(client, "detect", image[None])
+        np.testing.assert_allclose(result.as_numpy("DETECTIONS"), want, rtol=1e-4, atol=1e-3)
+        assert result.as_numpy("COUNTS").tolist() == [len(want)]
+        params = result.get_response(as_json=True)["parameters"]
+        assert {"queue_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "batch_size"} <= set(params)
+
+    # Two images in one request: detections concatenated, COUNTS per image.
+    same = np.stack([images[0], images[0]])
+    result = infer_images(client, manifest.name, same)
+    assert result.as_numpy("COUNTS").tolist() == [len(expected[0])] * 2
+    np.testing.assert_allclose(result.as_numpy("DETECTIONS"), np.concatenate([expected[0]] * 2), rtol=1e-4, atol=1e-3)
+
+
+def test_requests_of_different_sizes_from_several_clients_share_a_batch_and_stay_exact(detect_server,
+                                                                                       serving_variants):
+    folder = serving_variants["detect"]
+    expected = Detector(load_manifest(folder), folder)(sample_images(4, seed=2))
+    images = sample_images(4, seed=2)
+    results: dict[int, object] = {}
+
+    def call(index: int) -> None:
+        client = triton.InferenceServerClient(detect_server.address)
+        results[index] = infer_images(client, "detect", images[index][None])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    sizes = []
+    for index, want in enumerate(expected):
+        result = results[index]
+        np.testing.assert_allclose(result.as_numpy("DETECTIONS"), want, rtol=1e-4, atol=1e-3)
+        sizes.append(int(result.get_response(as_json=True)["parameters"]["batch_size"]["int64_param"]))
+    assert max(sizes) > 1, f"with a 20 ms queue delay, concurrent requests should be batched; sizes {sizes}"
+    assert len({im.shape for im in images}) > 1
+
+
+def test_the_classifier_step_returns_the_in_process_probabilities(classify_server, serving_variants):
+    folder = serving_variants["classify"]
+    manifest = load_manifest(folder)
+    client = triton.InferenceServerClient(classify_server.address)
+    shape = client.get_model_metadata("classify", as_json=True)["inputs"][0]["shape"]
+    assert [int(s) for s in shape] == [-1, manifest.imgsz, manifest.imgsz, 3]
+    crops = np.random.default_rng(3).integers(0, 255, (5, manifest.imgsz, manifest.imgsz, 3), dtype=np.uint8)
+    tensor = triton.InferInput("CROPS", list(crops.shape), "UINT8")
+    tensor.set_data_from_numpy(crops)
+    result = client.infer("classify", [tensor])
+    np.testing.assert_allclose(result.as_numpy("PROBABILITIES"), Classifier(manifest, folder)(crops), atol=1e-5)
+
+
+def _raw(model: str, name: str, datatype: str, shape: list[int], payload: bytes) -> service_pb2.ModelInferRequest:
+    request = service_pb2.ModelInferRequest(model_name=model)
+    request.inputs.add(name=name, datatype=datatype, shape=shape)
+    request.raw_input_contents.append(payload)
+    return request
+
+
+BAD_REQUESTS = {
+    "wrong datatype": (_raw("detect", "IMAGES", "FP32", [1, 8, 8, 3], bytes(8 * 8 * 3 * 4)),
+                       grpc.StatusCode.INVALID_ARGUMENT, "datatype FP32; model .* takes UINT8"),
+    "wrong shape": (_raw("detect", "IMAGES", "UINT8", [1, 8, 8, 4], bytes(8 * 8 * 4)),
+                    grpc.StatusCode.INVALID_ARGUMENT, r"shape \[1, 8, 8, 4\]; model .* takes \[-1, -1, -1, 3\]"),
+    "missing batch dimension": (_raw("detect", "IMAGES", "UINT8", [8, 8, 3], bytes(8 * 8 * 3)),
+                                grpc.StatusCode.INVALID_ARGUMENT, "shape"),
+    "empty tensor": (_raw("detect", "IMAGES", "UINT8", [0, 8, 8, 3], b""),
+                     grpc.StatusCode.INVALID_ARGUMENT, "is empty"),
+    "truncated tensor": (_raw("detect", "IMAGES", "UINT8", [1, 64, 64, 3], bytes(1000)),
+                         grpc.StatusCode.INVALID_ARGUMENT, "needs 12288 bytes but raw_input_contents holds 1000"),
+    "wrong input name": (_raw("detect", "PIXELS", "UINT8", [1, 8, 8, 3], bytes(192)),
+                         grpc.StatusCode.INVALID_ARGUMENT, "takes input 'IMAGES'"),
+    "unknown datatype": (_raw("detect", "IMAGES", "BF17", [1, 8, 8, 3], bytes(192)),
+                         grpc.StatusCode.INVALID_ARGUMENT, "datatype 'BF17'"),
+    "oversized tensor": (_raw("detect", "IMAGES", "UINT8", [1, 700, 700, 3], bytes(700 * 700 * 3)),
+                         grpc.StatusCode.INVALID_ARGUMENT, "more than this server's limit of 1048576"),
+    "past the transport limit": (_raw("detect", "IMAGES", "UINT8", [1, 1000, 1000, 3], bytes(3_000_000)),
+                                 grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max"),
+    "unknown model": (_raw("yolo-nope", "IMAGES", "UINT8", [1, 8, 8, 3], bytes(192)),
+                      grpc.StatusCode.NOT_FOUND, "model 'yolo-nope' is not served here"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_input_gets_its_status_and_message_and_the_server_keeps_serving(detect_server, case):
+    request, code, message = BAD_REQUESTS[case]
+    channel, stub = stub_for(detect_server.address)
+    with channel:
+        t0 = time.perf_counter()
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ModelInfer(request, timeout=10)
+        assert info.value.code() == code, info.value.details()
+        assert __import__("re").search(message, info.value.details()), info.value.details()
+        assert time.perf_counter() - t0 < 2.0
+        good = make_infer_request("detect", {"IMAGES": sample_images(1)[0][None]})
+        response = stub.ModelInfer(good, timeout=10)
+        assert decode_outputs(response)["COUNTS"].shape == (1,)
+    assert detect_server.proc.poll() is None
+
+
+def test_metrics_are_served_on_loopback(detect_server):
+    client = triton.InferenceServerClient(detect_server.address)
+    infer_images(client, "detect", sample_images(1)[0][None])
+    values = scrape(detect_server.metrics_port)
+    model = load_manifest_name(client)
+    assert values[f'milestone_step_requests_total{{model="{model}",status="ok"}}'] >= 1
+    assert values[f'milestone_step_requests_total{{model="{model}",status="invalid_argument"}}'] >= 1
+    assert values[f'milestone_step_batch_size_count{{model="{model}"}}'] >= 1
+    assert f'milestone_step_queue_depth{{model="{model}"}}' in values
+    assert f'milestone_step_request_latency_seconds_bucket{{le="0.1",model="{model}"}}' in values
+
+
+def load_manifest_name(client: triton.InferenceServerClient) -> str:
+    return client.get_model_metadata("detect", as_json=True)["name"]
+
+
+def test_a_request_whose_deadline_passes_while_queued_is_dropped_and_not_computed(serving_variants, tmp_path):
+    metrics_port = free_port()
+    # A lone request waits the whole 600 ms queue delay: long past the first caller's 150 ms deadline.
+    args = step_server_args(serving_variants["tiny-classify"], max_batch_size=8, max_queue_delay_ms=600,
+                            metrics_port=metrics_port)
+    crops = np.zeros((1, 32, 32, 3), dtype=np.uint8)
+    with spawn(SERVER, args, tmp_path) as server:
+        channel, stub = stub_for(server.address)
+        with channel:
+            stub.ModelInfer(make_infer_request("classify", {"CROPS": crops}), timeout=10)  # warm-up
+            late = stub.ModelInfer.future(make_infer_request("classify", {"CROPS": crops}), timeout=0.15)
+            time.sleep(0.05)
+            patient = stub.ModelInfer.future(make_infer_request("classify", {"CROPS": crops}), timeout=10)
+            with pytest.raises(grpc.RpcError) as info:
+                late.result()
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            params = read_parameters(patient.result().parameters)
+        assert params["batch_size"] == 1, "the expired request must not have been computed with the other"
+        time.sleep(0.2)
+        values = scrape(metrics_port)
+        model = "tiny-classify-onnx-fp32"
+        assert values[f'milestone_step_computed_requests_total{{model="{model}"}}'] == 2  # warm-up + patient
+        assert values[f'milestone_step_requests_total{{model="{model}",status="deadline_exceeded"}}'] == 1
+
+
+async def _open_loop(address: str, crops: np.ndarray, rate: float, duration: float) -> list[tuple[str, float, dict]]:
+    """Send at `rate` per second for `duration` s, not waiting for answers; (status, latency s, params)."""
+    results: list[tuple[str, float, dict]] = []
+    async with grpc.aio.insecure_channel(address, options=grpc_channel_options()) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        request = make_infer_request("classify", {"CROPS": crops})
+
+        async def one() -> None:
+            t0 = time.perf_counter()
+            try:
+                response = await stub.ModelInfer(request, timeout=10)
+                results.append(("OK", time.perf_counter() - t0, read_parameters(response.parameters)))
+            except grpc.aio.AioRpcError as exc:
+                results.append((exc.code().name, time.perf_counter() - t0, {}))
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(int(rate * duration)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one()))
+        await asyncio.gather(*tasks)
+    return results
+
+
+async def _closed_loop(address: str, crops: np.ndarray, clients: int, duration: float) -> float:
+    """Requests per second that `clients` back-to-back callers get."""
+    done = 0
+    async with grpc.aio.insecure_channel(address, options=grpc_channel_options()) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        request = make_infer_request("classify", {"CROPS": crops})
+        end = time.perf_counter() + duration
+
+        async def caller() -> None:
+            nonlocal done
+            while time.perf_counter() < end:
+                await stub.ModelInfer(request, timeout=10)
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(clients)))
+        return done / (time.perf_counter() - start)
+
+
+def test_at_three_times_capacity_the_queue_stays_bounded_and_excess_is_refused_fast(serving_variants, tmp_path):
+    batch, queue = 4, 8
+    metrics_port = free_port()
+    args = step_server_args(serving_variants["slow-classify"], max_batch_size=batch, max_queue_delay_ms=2,
+                            max_queue_size=queue, metrics_port=metrics_port)
+    crops = np.random.default_rng(0).integers(0, 255, (1, 64, 64, 3), dtype=np.uint8)
+    with spawn(SERVER, args, tmp_path) as server:
+        capacity = asyncio.run(_closed_loop(server.address, crops, clients=batch * 2, duration=2.0))
+        results = asyncio.run(_open_loop(server.address, crops, rate=3 * capacity, duration=2.0))
+        values = scrape(metrics_port)
+
+    ok = [r for r in results if r[0] == "OK"]
+    refused = [r for r in results if r[0] == "RESOURCE_EXHAUSTED"]
+    assert len(ok) + len(refused) == len(results), {r[0] for r in results}
+    # About two thirds of the offered load cannot be served: it must be refused, not queued.
+    assert len(refused) >= 0.4 * len(results), (len(ok), len(refused), capacity)
+    assert len(ok) >= 0.15 * len(results)
+    refused_ms = sorted(1000 * r[1] for r in refused)
+    assert np.median(refused_ms) < 10, f"refusals took {np.median(refused_ms):.1f} ms p50"
+    # An accepted request waits for at most (queue + batch) / capacity; its latency stays bounded.
+    bound_s = (queue + batch) / capacity
+    ok_latency = sorted(r[1] for r in ok)
+    p99 = ok_latency[int(0.99 * (len(ok_latency) - 1))]
+    assert p99 < 3 * bound_s + 0.05, f"accepted p99 {1000 * p99:.0f} ms vs bound {1000 * bound_s:.0f} ms"
+    assert max(r[2]["queue_ms"] for r in ok) < 1000 * (3 * bound_s + 0.05)
+    model = "slow-classify-onnx-fp32"
+    assert values[f'milestone_step_dropped_total{{model="{model}",reason="queue_full"}}'] == len(refused)
+    assert values[f'milestone_step_batch_size_bucket{{le="4.0",model="{model}"}}'] == \
+        values[f'milestone_step_batch_size_count{{model="{model}"}}']
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_0(serving_variants, tmp_path):
+    args = step_server_args(serving_variants["tiny-classify"], max_queue_delay_ms=400)
+    crops = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    with spawn(SERVER, args, tmp_path) as server:
+        channel, stub = stub_for(server.address)
+        with channel:
+            pending = stub.ModelInfer.future(make_infer_request("classify", {"CROPS": crops}), timeout=10)
+            time.sleep(0.1)
+            t0 = time.perf_counter()
+            server.proc.send_signal(signal.SIGTERM)
+            response = pending.result()
+            assert decode_outputs(response)["PROBABILITIES"].shape[0] == 2
+        assert server.proc.wait(10) == 0
+        assert time.perf_counter() - t0 < 6
