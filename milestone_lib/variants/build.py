@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..accuracy import (
     ValImages,
@@ -116,6 +116,14 @@ class BuildConfig(BaseModel):
         )
         values.update(overrides)
         return cls(**values)
+
+    @model_validator(mode="after")
+    def _known_classifier_sizes(self) -> "BuildConfig":
+        for size in self.classifier_sizes:
+            if size not in CLASSIFIER_SIZES and size not in self.classifier_checkpoints:
+                raise VariantError("classifier size", size, choices=list(CLASSIFIER_SIZES),
+                                   hint="or map it to a Hugging Face id in `classifier_checkpoints`")
+        return self
 
     @property
     def format_list(self) -> list[str]:
@@ -215,7 +223,13 @@ class _Builder:
         # PyTorch weights are the root of every other format, so they are built even if not listed.
         weights = self._ensure(pytorch_folder, base_fp + "pytorch-fp32",
                                lambda folder: self.stages.time(f"train {step} {size}", lambda: train(folder)))
-        params = self.stages.time("count parameters", lambda: self._parameters(step, weights))
+        params: list[int] = []
+
+        def parameters() -> int:  # counted once, and only when a manifest is (re)written
+            if not params:
+                params.append(self.stages.time("count parameters", lambda: self._parameters(step, weights)))
+            return params[0]
+
         onnx_path = None
         if needs_onnx:
             onnx_path = self._ensure(onnx_folder, base_fp + "onnx-fp32",
@@ -227,7 +241,8 @@ class _Builder:
             folder = folders[fmt]
             fingerprint = _fingerprint(base_fp, fmt, config.calibration_images)
             if fmt.startswith("tensorrt") and self.trt_reason:
-                self.unavailable.append({"variant": names[fmt], "step": step, "format": fmt, "reason": self.trt_reason})
+                self.unavailable.append({"variant": names[fmt], "step": step, "model": f"{family}-{size}",
+                                         "format": fmt, "reason": self.trt_reason})
                 continue
             reused = None if config.rebuild else _reusable(folder, fingerprint)
             if reused and reused.accuracy:
@@ -246,7 +261,7 @@ class _Builder:
             relative = str(Path(artifact).relative_to(folder))
             manifest = VariantManifest(
                 name=names[fmt], step=step, family=family, size=size, format=fmt_name, precision=precision,
-                parameters=params, artifact=relative, files=VariantManifest.describe_files(folder, relative),
+                parameters=parameters(), artifact=relative, files=VariantManifest.describe_files(folder, relative),
                 inputs=inputs, outputs=outputs, class_names=class_names, imgsz=imgsz,
                 dataset=dataset.describe(), training={**training, "fingerprint": fingerprint},
             )
@@ -334,9 +349,6 @@ def build_variants(config: BuildConfig | None = None, *, settings: ProjectSettin
         )
     classifiers: list[str] = []
     for size in config.classifier_sizes:
-        if size not in CLASSIFIER_SIZES and size not in config.classifier_checkpoints:
-            raise VariantError("classifier size", size, choices=list(CLASSIFIER_SIZES),
-                               hint="or map it to a Hugging Face id in `classifier_checkpoints`")
         ctraining = ClassifierTraining(size=size, epochs=config.classifier_epochs, imgsz=config.classifier_imgsz,
                                        seed=config.seed, checkpoint=config.classifier_checkpoints.get(size))
         classifiers += builder.build_family(

@@ -1,0 +1,50 @@
+"""`milestone` command line: each subcommand runs what a notebook calls, so a job runs the same code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import MilestoneError
+
+__all__ = ["main"]
+
+
+def _variants(args: argparse.Namespace) -> None:
+    from .variants.build import BuildConfig, build_variants
+    from .variants.table import stage_table
+
+    config = BuildConfig.smoke() if args.smoke else BuildConfig()
+    result = build_variants(config)
+    print(stage_table(result).to_string(index=False))
+    print(json.dumps(sorted(result.variants), indent=1))
+
+
+def _milestone(args: argparse.Namespace) -> None:
+    from .notebooks import run_milestone
+
+    run_milestone(smoke=args.smoke, only=args.only)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="milestone", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("milestone", help="run every notebook in order (papermill)")
+    run.add_argument("--smoke", action="store_true", help="tiny, fast parameters")
+    run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
+    run.set_defaults(action=_milestone)
+    variants = commands.add_parser("variants", help="build the default variants without a notebook")
+    variants.add_argument("--smoke", action="store_true")
+    variants.set_defaults(action=_variants)
+    args = parser.parse_args(argv)
+    try:
+        args.action(args)
+    except MilestoneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from milestone_lib.accuracy import coco_map, detector_map, load_val_images
+from milestone_lib.data.yolo import load_dataset
+from milestone_lib.inference import Detector
+from milestone_lib.settings import configure_offline_environment
+from milestone_lib.variants.manifest import load_manifest
+
+
+def test_coco_map_of_perfect_and_shifted_predictions() -> None:
+    boxes = [np.array([[10, 10, 50, 50], [60, 60, 90, 100]], dtype=np.float32)]
+    classes = [np.array([0, 1])]
+    perfect = [np.array([[10, 10, 50, 50, 0.9, 0], [60, 60, 90, 100, 0.8, 1]], dtype=np.float32)]
+    assert coco_map(boxes, classes, perfect, [(128, 128)], 2) == pytest.approx({"mAP50": 1.0, "mAP50-95": 1.0})
+    wrong_class = [perfect[0].copy()]
+    wrong_class[0][:, 5] = [1, 0]
+    assert coco_map(boxes, classes, wrong_class, [(128, 128)], 2)["mAP50"] == 0.0
+    shifted = [perfect[0].copy()]
+    shifted[0][:, :4] += 6  # IoU ~0.6-0.7: counted at 0.5, not at 0.75+
+    result = coco_map(boxes, classes, shifted, [(128, 128)], 2)
+    assert result["mAP50"] == pytest.approx(1.0) and 0.1 < result["mAP50-95"] < 0.6
+
+
+@pytest.mark.slow
+def test_detector_map_matches_ultralytics_val(smoke_variants: dict[str, Path], smoke_dataset: Path) -> None:
+    folder = smoke_variants["yolov8n-pytorch-fp32"]
+    manifest = load_manifest(folder)
+    ours = detector_map(Detector(manifest, folder, threads=2), load_val_images(load_dataset(smoke_dataset)))
+    configure_offline_environment()
+    from ultralytics import YOLO
+
+    theirs = YOLO(str(folder / manifest.artifact)).val(
+        data=str(smoke_dataset), imgsz=manifest.imgsz, single_cls=True, conf=0.001, iou=0.7, device="cpu",
+        workers=0, plots=False, verbose=False, batch=8)
+    assert ours["mAP50"] > 0.3, "the smoke detector should have learned something"
+    assert abs(ours["mAP50"] - theirs.box.map50) <= 0.02, (ours, theirs.box.map50)
+    assert abs(ours["mAP50-95"] - theirs.box.map) <= 0.02, (ours, theirs.box.map)
