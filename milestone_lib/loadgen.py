@@ -516,7 +516,7 @@ def sweep_concurrency(target: str, images: Sequence[np.ndarray], concurrencies: 
                       **kwargs: Any) -> SweepResult:
     """Closed loop at each concurrency level in turn (perf_analyzer's --concurrency-range)."""
     results = {c: run_closed_loop(target, images, c, **kwargs) for c in concurrencies}
-    keys = ["concurrency", "stable", "windows", "sent", "ok", "failed", "timeouts", "throughput_rps",
+    keys = ["concurrency", "stable", "windows", "sent", "measured", "ok", "failed", "timeouts", "throughput_rps",
             "goodput_rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms"]
     table = pd.DataFrame([{k: r.summary.get(k) for k in keys} for r in results.values()])
     return SweepResult(table=table, results=results)

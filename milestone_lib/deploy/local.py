@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +77,8 @@ def resolve_variant_folder(step: StepDeployment, *, settings: ProjectSettings | 
                            registry: object | None = None) -> Path:
     """The local folder a step serves from: its `folder`, `<variants_dir>/<variant>`, or a registry pull.
 
-    The registry is contacted only when the step names one (`registry:` in the spec).
+    The registry is contacted only when the step names one (`registry:` in the spec). "latest" is
+    resolved to a version first, so the deployment keeps serving that version when it scales.
     """
     settings = settings or ProjectSettings()
     if step.registry is None:
@@ -87,9 +87,10 @@ def resolve_variant_folder(step: StepDeployment, *, settings: ProjectSettings | 
         from ..registry import ModelRegistry  # imported here: only registry deployments need it
 
         registry = ModelRegistry()
-    target = settings.cache_dir / "pulled" / step.variant / (step.registry.version or "latest")
-    pulled = registry.pull(step.variant, target, version=step.registry.version)  # type: ignore[attr-defined]
-    folder = Path(pulled) if pulled is not None else target
+    ref = registry.resolve(step.variant, step.registry.version, step=step.step)  # type: ignore[attr-defined]
+    target = settings.cache_dir / "pulled" / step.variant / ref.version
+    pulled = registry.pull_variant(step.variant, target, version=ref.version, step=step.step)  # type: ignore[attr-defined]
+    folder = Path(pulled.folder)
     return step.model_copy(update={"folder": folder, "registry": None}).check_local_folder(folder).resolve()
 
 
@@ -231,7 +232,9 @@ def query_gateway_membership(address: str, *, timeout_s: float = 2.0) -> dict[st
 # --------------------------------------------------------------------------- backend
 
 
-_LIVE: weakref.WeakSet[LocalBackend] = weakref.WeakSet()
+# Strong references: a deployment whose backend object was dropped (a notebook variable reassigned)
+# is still stopped at exit.
+_LIVE: set[LocalBackend] = set()
 _HOOKS_INSTALLED = False
 
 
@@ -308,7 +311,7 @@ class LocalBackend(DeploymentBackend):
                 )
             _install_exit_hooks()
             _LIVE.add(self)
-            self.spec = spec
+            self.spec = spec.model_copy(deep=True)  # scale() updates this copy, not the caller's spec
             try:
                 self.workdir = self._make_workdir(spec.name)
                 self._folders = {
@@ -440,7 +443,7 @@ class LocalBackend(DeploymentBackend):
         args = [sys.executable, "-m", "milestone_lib.serving.gateway", "--endpoints", str(self._endpoints_path),
                 "--host", HOST, "--port", "0", "--policy", self.spec.gateway.policy]
         return _spawn(args, step="gateway", index=0, workdir=self.workdir, cores=cores,
-                      threads=self.spec.gateway.cores, variant=None)
+                      threads=self.spec.gateway.cores, variant="pipeline")
 
     def _retire(self, processes: list[_Process]) -> None:
         for proc in processes:

@@ -72,3 +72,12 @@ def test_core_allocator_shares_only_when_it_must() -> None:
     assert CoreAllocator([5, 7]).take(4) == [5, 7]  # never more cores than exist
     with pytest.raises(DeploymentError, match="no CPU core"):
         CoreAllocator([])
+
+
+def test_public_surface() -> None:
+    import milestone_lib.deploy as deploy
+
+    assert sorted(deploy.__all__) == sorted(n for n in deploy.__all__ if hasattr(deploy, n))
+    assert {"DeploymentBackend", "LocalBackend", "PipelineDeployment", "load_deployment"} <= set(deploy.__all__)
+    abstract = deploy.DeploymentBackend.__abstractmethods__
+    assert abstract == {"deploy", "scale", "status", "endpoints", "teardown"}
