@@ -53,20 +53,32 @@ from .errors import (
     RegistryUnreachableError,
     VariantNotFoundError,
 )
-from .registry_server import is_local_endpoint, mask_key, split_endpoint, start_server, with_local_credentials
+from .registry_server import (
+    is_local_endpoint,
+    mask_key,
+    split_endpoint,
+    start_server,
+    with_local_credentials,
+)
 from .settings import ProjectSettings, RegistrySettings
-from .variants.manifest import MANIFEST_NAME, FileEntry, Step, VariantManifest, sha256_file
+from .variants.manifest import (
+    MANIFEST_NAME,
+    FileEntry,
+    Step,
+    VariantManifest,
+    sha256_file,
+)
 
 __all__ = [
-    "ModelRegistry",
-    "VariantVersion",
-    "PushedVariant",
-    "PulledVariant",
-    "StoredObject",
-    "open_registry",
-    "new_version_id",
-    "VERSION_RE",
     "BUILD_NOTEBOOK",
+    "VERSION_RE",
+    "ModelRegistry",
+    "PulledVariant",
+    "PushedVariant",
+    "StoredObject",
+    "VariantVersion",
+    "new_version_id",
+    "open_registry",
 ]
 
 log = logging.getLogger(__name__)
@@ -315,9 +327,10 @@ class ModelRegistry:
                         self._client.set_bucket_versioning(bucket, VersioningConfig(ENABLED))
                     versioning[bucket] = True
                 except S3Error as error:
-                    if error.code in _CREDENTIAL_CODES or error.code == "NoSuchBucket":
+                    if error.code == "NoSuchBucket":
                         raise
-                    log.info("bucket '%s': versioning not supported by the server (%s)", bucket, error.code)
+                    # Not implemented by the server, or not allowed to these keys: publish works without it.
+                    log.info("bucket '%s': versioning stays off (%s)", bucket, error.code)
                     versioning[bucket] = False
         return versioning
 
@@ -413,7 +426,7 @@ class ModelRegistry:
         """The published versions of a variant, oldest first."""
         bucket = self.settings.models_bucket
         return [
-            VariantVersion(s.name, s.step, s.version, bucket, s.prefix, s.manifest.last_modified if s.manifest else None)
+            VariantVersion(s.name, s.step, s.version, bucket, s.prefix, s.manifest.last_modified)
             for s in self._scan(name=_check_name(name, "variant"), step=step) if s.manifest is not None
         ]
 
@@ -727,11 +740,9 @@ class ModelRegistry:
     def list_results(self) -> pd.DataFrame:
         """Every stored profile and report, with its kind and run."""
         table = self._list_bucket(self.settings.results_bucket, "", with_sha256=False)
-        parts = table["key"].str.split("/", n=2, expand=True) if len(table) else None
-        if parts is not None and parts.shape[1] == 3:
-            table.insert(0, "kind", parts[0])
-            table.insert(1, "run", parts[1])
-            table.insert(2, "name", parts[2])
+        parts = [(key.split("/", 2) + ["", ""])[:3] for key in table["key"]]
+        for position, column in enumerate(("kind", "run", "name")):
+            table.insert(position, column, [p[position] for p in parts])
         return table
 
     def _result_key(self, kind: str, filename: str, run: str | None) -> str:
@@ -773,7 +784,7 @@ class ModelRegistry:
                 item: dict[str, Any] = {"key": obj.object_name, "size_mb": round((obj.size or 0) / 1e6, 3),
                                         "pushed_at": obj.last_modified}
                 if with_sha256:
-                    stat = self._client.stat_object(bucket, obj.object_name)
+                    stat = self._client.stat_object(bucket, str(obj.object_name))
                     item["sha256"] = (stat.metadata or {}).get(f"x-amz-meta-{SHA256_META}", "")
                 return item
 

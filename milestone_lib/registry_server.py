@@ -29,7 +29,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -38,26 +38,26 @@ import psutil
 from dotenv import dotenv_values
 from pydantic import SecretStr
 
-from .errors import RegistryServerError
+from .errors import RegistryError, RegistryServerError
 from .settings import RegistrySettings
 
 __all__ = [
-    "ServerKind",
-    "ServerState",
     "ACCESS_KEY_VAR",
     "SECRET_KEY_VAR",
-    "find_server_binary",
-    "read_credentials",
+    "ServerKind",
+    "ServerState",
     "ensure_credentials",
-    "with_local_credentials",
+    "find_server_binary",
+    "free_port",
+    "is_local_endpoint",
+    "main",
+    "mask_key",
+    "read_credentials",
+    "server_status",
+    "split_endpoint",
     "start_server",
     "stop_server",
-    "server_status",
-    "is_local_endpoint",
-    "split_endpoint",
-    "mask_key",
-    "free_port",
-    "main",
+    "with_local_credentials",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,12 @@ PORTS_NAME = "ports.json"
 # SeaweedFS services besides S3, each with an HTTP and a gRPC port, all bound to 127.0.0.1.
 _SEAWEED_PORTS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-    "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc",
+    "filer.port.grpc", "s3.port.grpc", "admin.port",
 )
+# Its maintenance worker dials the admin at admin.port + 10000 whatever -admin.port.grpc says,
+# so that port is left implied and must be free too.
+_GRPC_OFFSET = 10000
+_OFFSET_PAIRED = {"admin.port"}
 _MINIO_PORTS = ("console",)
 _UNIX_SOCKET_MAX = 100  # sun_path holds 108 bytes; keep a margin
 _started: dict[int, subprocess.Popen[bytes]] = {}  # servers this process started, to reap them
@@ -256,13 +260,32 @@ def _claim_ports(data_dir: Path, names: tuple[str, ...], taken: set[int]) -> dic
     previous: dict[str, int] = json.loads(path.read_text()) if path.is_file() else {}
     ports: dict[str, int] = {}
     for name in names:
+        paired = name in _OFFSET_PAIRED
         port = previous.get(name)
-        if not port or port in taken or not _port_is_free(port):
-            port = free_port(avoid=taken)
+        if not _usable(port, taken, paired=paired):
+            port = _free_paired_port(taken) if paired else free_port(avoid=taken)
+        assert port is not None
         ports[name] = port
         taken.add(port)
+        if paired:
+            taken.add(port + _GRPC_OFFSET)
     path.write_text(json.dumps(ports, indent=2))
     return ports
+
+
+def _usable(port: int | None, taken: set[int], *, paired: bool) -> bool:
+    if not port or port in taken or not _port_is_free(port):
+        return False
+    return not paired or (port + _GRPC_OFFSET not in taken and _port_is_free(port + _GRPC_OFFSET))
+
+
+def _free_paired_port(taken: set[int]) -> int:
+    """A free port p whose p + 10000 is free too."""
+    for _ in range(200):
+        port = secrets.choice(range(20000, 65535 - _GRPC_OFFSET))
+        if _usable(port, taken, paired=True):
+            return port
+    raise RegistryServerError("no free pair of TCP ports on 127.0.0.1", hint="close some servers and try again")
 
 
 def _seaweedfs_command(binary: Path, data_dir: Path, port: int, ports: dict[str, int],
@@ -296,12 +319,18 @@ def _minio_command(binary: Path, data_dir: Path, port: int, ports: dict[str, int
     ]
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM us when the parent process dies."""
+def _die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` asking Linux to SIGTERM the child when this process dies (None off Linux).
+
+    libc is loaded here, in the parent: the child may only make the call (no imports after fork).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
     import ctypes
 
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
     pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 # --------------------------------------------------------------------------- state
@@ -447,7 +476,7 @@ def start_server(settings: RegistrySettings | None = None, *, wait_s: float = 60
             popen = subprocess.Popen(
                 command, cwd=data_dir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if bind_to_parent and sys.platform.startswith("linux") else None,
+                preexec_fn=_die_with_parent() if bind_to_parent else None,  # noqa: PLW1509 - one prctl call
             )
         _started[popen.pid] = popen
         state = ServerState(kind=kind, pid=popen.pid, endpoint=endpoint, binary=str(binary), data_dir=str(data_dir),
@@ -494,10 +523,11 @@ def _stop_process(state: ServerState, *, timeout_s: float = 20.0) -> None:
         popen.poll()  # reap it if it already exited
     if state.kind == "seaweedfs":
         # A killed SeaweedFS leaves its gRPC sockets in /tmp; a clean stop removes them itself.
-        for name, port in state.ports.items():
-            if name.endswith(".grpc"):
-                service = name.split(".")[0]
-                Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock").unlink(missing_ok=True)
+        grpc = {name.split(".")[0]: port for name, port in state.ports.items() if name.endswith(".grpc")}
+        if "admin.port" in state.ports:
+            grpc["admin"] = state.ports["admin.port"] + _GRPC_OFFSET
+        for service, port in grpc.items():
+            Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
 def stop_server(settings: RegistrySettings | None = None, *, timeout_s: float = 20.0) -> ServerState | None:
@@ -529,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = RegistrySettings()
     try:
         if args.command == "up":
-            from .registry import ModelRegistry  # the registry imports this module, not the reverse
+            from .registry import (
+                ModelRegistry,  # the registry imports this module, not the reverse
+            )
 
             state = start_server(settings)
             verb = "already running:" if state.already_running else "started"
@@ -539,19 +571,20 @@ def main(argv: list[str] | None = None) -> int:
             versioning = registry.ensure_buckets()
             buckets = ", ".join(f"{b} (versioning {'on' if on else 'off'})" for b, on in versioning.items())
             print(f"buckets: {buckets}")
-            where = (f"in {settings.credentials_file}" if read_credentials(settings.credentials_file)
-                     else "from the environment")
+            keys = (settings.access_key.get_secret_value(), settings.secret_key.get_secret_value())
+            where = (f"in {settings.credentials_file}" if read_credentials(settings.credentials_file) == keys
+                     else "from the environment or .env")
             print(f"credentials {where} (access key {mask_key(settings.access_key)})")
         elif args.command == "down":
             stopped = stop_server(settings)
             print(f"registry stopped: {stopped.describe()}" if stopped else "registry: no local server was running")
         else:
-            state = server_status(settings)
-            if state is None:
+            running = server_status(settings)
+            if running is None:
                 print(f"registry: no local server running for {_data_dir(settings)}")
                 return 3
-            print(f"registry running: {state.describe()}")
-    except RegistryServerError as error:
+            print(f"registry running: {running.describe()}")
+    except RegistryError as error:  # the server's, or the registry's (e.g. keys the server rejects)
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
