@@ -144,7 +144,8 @@ def cut_crops(image: np.ndarray, detections: np.ndarray, size: int) -> np.ndarra
     crops = []
     height, width = image.shape[:2]
     for x1, y1, x2, y2 in detections[:, :4]:
-        left, top = int(max(0, np.floor(x1))), int(max(0, np.floor(y1)))
+        # Clamped inside the image: a degenerate box on the right/bottom edge still gives a 1-pixel crop.
+        left, top = int(min(max(0, np.floor(x1)), width - 1)), int(min(max(0, np.floor(y1)), height - 1))
         right, bottom = int(min(width, np.ceil(x2))), int(min(height, np.ceil(y2)))
         right, bottom = max(right, left + 1), max(bottom, top + 1)
         crops.append(_resize(np.ascontiguousarray(image[top:bottom, left:right]), size, size))

@@ -396,10 +396,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve_gateway(
-        args.endpoints, host=args.host, port=args.port, grace=args.grace_s, policy=args.policy,
-        metrics_port=args.metrics_port, step_timeout_s=args.step_timeout_s, poll_s=args.poll_s,
-    ))
+    try:
+        asyncio.run(serve_gateway(
+            args.endpoints, host=args.host, port=args.port, grace=args.grace_s, policy=args.policy,
+            metrics_port=args.metrics_port, step_timeout_s=args.step_timeout_s, poll_s=args.poll_s,
+        ))
+    except (FileNotFoundError, OSError, ValueError) as exc:  # a bad flag or file: one clear line, exit 2
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

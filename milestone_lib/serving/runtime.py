@@ -187,6 +187,11 @@ class RawTensorModel(StepModel):
 def load_step_model(folder: Path, *, threads: int = 1, raw_tensors: bool = False) -> StepModel:
     """Open a variant folder as the step model its manifest says (or as a raw-tensor model)."""
     folder = Path(folder)
+    if not (folder / "manifest.json").is_file():
+        raise FileNotFoundError(
+            f"'{folder}' is not a variant folder (no manifest.json); build variants with `make variants` "
+            "or pull one from the registry"
+        )
     manifest = load_manifest(folder)
     if raw_tensors:
         return RawTensorModel(manifest, folder, threads=threads)

@@ -212,12 +212,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve_step(
-        args.variant, host=args.host, port=args.port, grace=args.grace_s, threads=args.threads,
-        max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
-        max_queue_size=args.max_queue_size, metrics_port=args.metrics_port, raw_tensors=args.raw_tensors,
-        max_request_bytes=int(args.max_request_mb * 2**20),
-    ))
+    try:
+        asyncio.run(serve_step(
+            args.variant, host=args.host, port=args.port, grace=args.grace_s, threads=args.threads,
+            max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
+            max_queue_size=args.max_queue_size, metrics_port=args.metrics_port, raw_tensors=args.raw_tensors,
+            max_request_bytes=int(args.max_request_mb * 2**20),
+        ))
+    except (FileNotFoundError, OSError, ValueError) as exc:  # a bad flag or file: one clear line, exit 2
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,15 @@ def serving_variants(request: pytest.FixtureRequest) -> dict[str, Path]:
         "slow-classify": build_tiny_variant("classify", _CACHE / "slow-classify", imgsz=64, width=64, depth=6,
                                             name="slow-classify-onnx-fp32"),
     }
-    try:
-        smoke = request.getfixturevalue("smoke_variants")
-    except pytest.FixtureLookupError:
-        smoke = {}
+    smoke: dict[str, Path] = {}
+    if not os.environ.get("MILESTONE_SERVING_TINY_ONLY"):  # a fast local loop that skips the smoke build
+        try:
+            smoke = request.getfixturevalue("smoke_variants")
+        except pytest.FixtureLookupError:
+            pass
+    for name in ("yolov8n-pytorch-fp32", "resnet-tiny-pytorch-fp32", "yolov8n-onnx-int8-static"):
+        if name in smoke:
+            variants[name] = smoke[name]
     variants["detect"] = smoke.get("yolov8n-onnx-fp32", variants["tiny-detect"])
     variants["classify"] = smoke.get("resnet-tiny-onnx-fp32", variants["tiny-classify"])
     return variants

@@ -38,7 +38,7 @@ class TinyYolo(nn.Module):
         # Scores scale with the image's brightness: a black image has no detections.
         brightness = torch.clamp(x.mean(dim=(1, 2, 3)) * 4, max=1.0).view(b, 1, 1, 1)
         logits = out[:, 4:] - out[:, 4:].mean(dim=(2, 3), keepdim=True)
-        scores = torch.sigmoid(logits * 20 - 4) * brightness
+        scores = torch.sigmoid(logits * 20 - 1) * brightness
         return torch.cat([cx[:, None], cy[:, None], bw[:, None], bh[:, None], scores], 1).reshape(b, c, h * w)
 
 

@@ -267,9 +267,11 @@ def test_at_three_times_capacity_the_queue_stays_bounded_and_excess_is_refused_f
     assert len(ok) + len(refused) == len(results), {r[0] for r in results}
     # About two thirds of the offered load cannot be served: it must be refused, not queued.
     assert len(refused) >= 0.4 * len(results), (len(ok), len(refused), capacity)
-    assert len(ok) >= 0.15 * len(results)
-    refused_ms = sorted(1000 * r[1] for r in refused)
-    assert np.median(refused_ms) < 10, f"refusals took {np.median(refused_ms):.1f} ms p50"
+    assert len(ok) >= 10, (len(ok), len(refused), capacity)  # the step kept serving while it refused
+    refused_p50 = float(np.median([1000 * r[1] for r in refused]))
+    ok_p50 = float(np.median([1000 * r[1] for r in ok]))
+    # A few ms on a quiet machine; on a machine shared with other jobs, still far below an accepted request.
+    assert refused_p50 < 10 or refused_p50 < 0.2 * ok_p50, f"refusals took {refused_p50:.1f} ms p50 vs {ok_p50:.1f}"
     # An accepted request waits for at most (queue + batch) / capacity; its latency stays bounded.
     bound_s = (queue + batch) / capacity
     ok_latency = sorted(r[1] for r in ok)
@@ -296,3 +298,25 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(serving_variants, t
             assert decode_outputs(response)["PROBABILITIES"].shape[0] == 2
         assert server.proc.wait(10) == 0
         assert time.perf_counter() - t0 < 6
+
+
+@pytest.mark.parametrize("name", ["yolov8n-pytorch-fp32", "resnet-tiny-pytorch-fp32", "yolov8n-onnx-int8-static"])
+def test_pytorch_and_quantized_variants_serve_what_they_compute_in_process(serving_variants, tmp_path, name):
+    if name not in serving_variants:
+        pytest.skip(f"{name} comes from the project's smoke_variants fixture, not built in this run")
+    folder = serving_variants[name]
+    manifest = load_manifest(folder)
+    with spawn(SERVER, step_server_args(folder), tmp_path, timeout=180) as server:
+        client = triton.InferenceServerClient(server.address)
+        if manifest.step == "detect":
+            images = sample_images(2, seed=1)
+            expected = Detector(manifest, folder)(images)
+            for image, want in zip(images, expected):
+                got = infer_images(client, manifest.name, image[None]).as_numpy("DETECTIONS")
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+        else:
+            crops = np.random.default_rng(3).integers(0, 255, (3, manifest.imgsz, manifest.imgsz, 3), dtype=np.uint8)
+            tensor = triton.InferInput("CROPS", list(crops.shape), "UINT8")
+            tensor.set_data_from_numpy(crops)
+            got = client.infer(manifest.name, [tensor]).as_numpy("PROBABILITIES")
+            np.testing.assert_allclose(got, Classifier(manifest, folder)(crops), atol=1e-5)

@@ -1,0 +1,294 @@
+"""Pipeline gateway over real step-server subprocesses: equality, timings, membership, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as triton
+from serving_helpers import free_port, sample_images, scrape, spawn, step_server_args, stub_for, write_endpoints
+
+from milestone_lib.inference import Classifier, Detector, cut_crops
+from milestone_lib.serving.balancer import ReplicaPool
+from milestone_lib.serving.protocol import decode_outputs, make_infer_request, read_parameters
+from milestone_lib.variants.manifest import load_manifest
+
+SERVER = "milestone_lib.serving.server"
+GATEWAY = "milestone_lib.serving.gateway"
+
+
+def pipeline_request(image: np.ndarray):
+    return make_infer_request("pipeline", {"IMAGE": image[None]})
+
+
+def expected_pipeline(detect_folder, classify_folder, image: np.ndarray) -> np.ndarray:
+    detector = Detector(load_manifest(detect_folder), detect_folder)
+    classifier = Classifier(load_manifest(classify_folder), classify_folder)
+    detections = detector([image])[0]
+    if not len(detections):
+        return detections
+    probabilities = classifier(cut_crops(image, detections, classifier.manifest.imgsz))
+    classes = probabilities.argmax(axis=1)
+    out = detections.copy()
+    out[:, 4] *= probabilities[np.arange(len(classes)), classes]
+    out[:, 5] = classes
+    return out
+
+
+def membership(address: str) -> tuple[int, dict]:
+    config = triton.InferenceServerClient(address).get_model_config("pipeline", as_json=True)["config"]["parameters"]
+    return int(config["generation"]["string_value"]), json.loads(config["endpoints"]["string_value"])
+
+
+def wait_for_generation(address: str, generation: int, timeout: float = 5.0) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        current, endpoints = membership(address)
+        if current >= generation:
+            return endpoints
+        time.sleep(0.05)
+    raise AssertionError(f"gateway did not pick up membership generation {generation}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(serving_variants, tmp_path_factory):
+    """Two detect replicas, one classify replica, one gateway, all subprocesses."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    det_args = step_server_args(serving_variants["detect"], max_queue_delay_ms=1)
+    cls_args = step_server_args(serving_variants["classify"], max_queue_delay_ms=1, metrics_port=free_port())
+    with spawn(SERVER, det_args, tmp) as det_a, spawn(SERVER, det_args, tmp) as det_b, \
+            spawn(SERVER, cls_args, tmp) as cls:
+        endpoints = tmp / "endpoints.json"
+        write_endpoints(endpoints, {"detect": [det_a.address, det_b.address], "classify": [cls.address]})
+        metrics_port = free_port()
+        with spawn(GATEWAY, ["--endpoints", str(endpoints), "--host", "127.0.0.1", "--port", "0",
+                             "--metrics-port", str(metrics_port)], tmp) as gateway:
+            gateway.metrics_port = metrics_port
+            yield {"gateway": gateway, "detect": [det_a, det_b], "classify": cls, "endpoints": endpoints,
+                   "classify_metrics": int(cls_args[cls_args.index("--metrics-port") + 1])}
+
+
+@pytest.mark.slow
+def test_end_to_end_equals_in_process_detect_crop_classify_and_timings_add_up(pipeline, serving_variants):
+    client = triton.InferenceServerClient(pipeline["gateway"].address)
+    assert client.is_server_ready() and client.is_model_ready("pipeline")
+    images = sample_images(6, seed=1)
+    found = 0
+    gaps: list[tuple[float, float]] = []
+    for image in images:
+        want = expected_pipeline(serving_variants["detect"], serving_variants["classify"], image)
+        tensor = triton.InferInput("IMAGE", [1, *image.shape], "UINT8")
+        tensor.set_data_from_numpy(image[None])
+        t0 = time.perf_counter()
+        result = client.infer("pipeline", [tensor])
+        end_to_end_ms = 1000 * (time.perf_counter() - t0)
+        got = result.as_numpy("DETECTIONS")
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+        found += len(got)
+        params = {k: list(v.values())[0] for k, v in result.get_response(as_json=True)["parameters"].items()}
+        parts = [f"{step}_{part}_ms" for step in ("detect", "classify") for part in ("queue", "compute", "network")]
+        parts_sum = sum(float(params[k]) for k in parts) + float(params["gateway_ms"])
+        assert abs(parts_sum - float(params["total_ms"])) < 0.01
+        assert all(float(params[k]) >= 0 for k in parts + ["gateway_ms"]), params
+        assert end_to_end_ms >= float(params["total_ms"])
+        gaps.append((end_to_end_ms - float(params["total_ms"]), end_to_end_ms))
+        assert float(params["detect_compute_ms"]) > 0
+        if len(got):
+            assert float(params["classify_compute_ms"]) > 0 and params["classify_replica"]
+    assert found > 0, "the sample images should give detections"
+    # What the caller saw = the gateway's total + one loopback hop to the gateway (median: a shared CPU is noisy).
+    gap, e2e = float(np.median([g for g, _ in gaps])), float(np.median([e for _, e in gaps]))
+    assert gap < max(5.0, 0.25 * e2e), gaps
+
+
+@pytest.mark.slow
+def test_an_image_without_detections_makes_no_classifier_call(pipeline, serving_variants):
+    black = np.zeros((64, 64, 3), dtype=np.uint8)
+    assert len(Detector(load_manifest(serving_variants["detect"]), serving_variants["detect"])([black])[0]) == 0
+    key = f'milestone_step_computed_requests_total{{model="{load_manifest(serving_variants["classify"]).name}"}}'
+    before = scrape(pipeline["classify_metrics"]).get(key, 0.0)
+    channel, stub = stub_for(pipeline["gateway"].address)
+    with channel:
+        response = stub.ModelInfer(pipeline_request(black), timeout=10)
+    params = read_parameters(response.parameters)
+    assert decode_outputs(response)["DETECTIONS"].shape == (0, 6)
+    assert params["classify_replica"] == "" and params["classify_compute_ms"] == 0.0
+    assert scrape(pipeline["classify_metrics"]).get(key, 0.0) == before
+
+
+@pytest.mark.slow
+def test_bad_input_and_unknown_model_get_explicit_errors_and_the_gateway_keeps_serving(pipeline):
+    channel, stub = stub_for(pipeline["gateway"].address)
+    with channel:
+        cases = [
+            (make_infer_request("pipeline", {"IMAGE": np.zeros((2, 8, 8, 3), np.uint8)}),
+             grpc.StatusCode.INVALID_ARGUMENT, "send one UINT8 image"),
+            (make_infer_request("pipeline", {"IMAGE": np.zeros((1, 8, 8, 3), np.float32)}),
+             grpc.StatusCode.INVALID_ARGUMENT, "float32"),
+            (make_infer_request("pipeline", {"PIXELS": np.zeros((1, 8, 8, 3), np.uint8)}),
+             grpc.StatusCode.INVALID_ARGUMENT, "takes input 'IMAGE'"),
+            (make_infer_request("detect", {"IMAGE": np.zeros((1, 8, 8, 3), np.uint8)}),
+             grpc.StatusCode.NOT_FOUND, "gateway serves 'pipeline'"),
+        ]
+        truncated = make_infer_request("pipeline", {"IMAGE": np.zeros((1, 8, 8, 3), np.uint8)})
+        truncated.raw_input_contents[0] = b"\0" * 10
+        cases.append((truncated, grpc.StatusCode.INVALID_ARGUMENT, "truncated"))
+        for request, code, message in cases:
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(request, timeout=10)
+            assert info.value.code() == code and message in info.value.details(), info.value.details()
+        stub.ModelInfer(pipeline_request(sample_images(1)[0]), timeout=10)
+
+
+def _stream(address: str, images: list[np.ndarray], *, concurrency: int, count: int,
+            on_progress=None) -> list[tuple[str, dict]]:
+    """`count` requests from `concurrency` threads; every outcome recorded as (status, params)."""
+    outcomes: list[tuple[str, dict]] = []
+    lock = threading.Lock()
+    counter = iter(range(count))
+
+    def worker() -> None:
+        channel, stub = stub_for(address)
+        with channel:
+            while True:
+                with lock:
+                    index = next(counter, None)
+                if index is None:
+                    return
+                try:
+                    response = stub.ModelInfer(pipeline_request(images[index % len(images)]), timeout=20)
+                    outcome = ("OK", read_parameters(response.parameters))
+                except grpc.RpcError as exc:
+                    outcome = (exc.code().name, {"details": exc.details()})
+                with lock:
+                    outcomes.append(outcome)
+                    if on_progress:
+                        on_progress(len(outcomes))
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
+@pytest.mark.slow
+def test_membership_changes_at_run_time_without_dropping_requests(serving_variants, tmp_path):
+    det_args = step_server_args(serving_variants["detect"], max_queue_delay_ms=1)
+    cls_args = step_server_args(serving_variants["classify"], max_queue_delay_ms=1)
+    with spawn(SERVER, det_args, tmp_path) as det_a, spawn(SERVER, det_args, tmp_path) as det_b, \
+            spawn(SERVER, cls_args, tmp_path) as cls:
+        endpoints = tmp_path / "endpoints.json"
+        write_endpoints(endpoints, {"detect": [det_a.address], "classify": [cls.address]})
+        with spawn(GATEWAY, ["--endpoints", str(endpoints), "--port", "0", "--policy", "round-robin"],
+                   tmp_path) as gateway:
+            assert membership(gateway.address) == (1, {"detect": [det_a.address], "classify": [cls.address]})
+            images = sample_images(4, seed=3)
+            changes: list[int] = []
+
+            def change(done: int) -> None:
+                if done == 15 and not changes:
+                    changes.append(done)
+                    write_endpoints(endpoints, {"detect": [det_a.address, det_b.address], "classify": [cls.address]})
+                if done == 45 and len(changes) == 1:
+                    changes.append(done)
+                    write_endpoints(endpoints, {"detect": [det_b.address], "classify": [cls.address]})
+
+            outcomes = _stream(gateway.address, images, concurrency=3, count=90, on_progress=change)
+            assert len(changes) == 2
+            assert wait_for_generation(gateway.address, 3) == {"detect": [det_b.address], "classify": [cls.address]}
+            assert "MEMBERSHIP" in gateway.log()
+    assert [s for s, _ in outcomes] == ["OK"] * 90
+    replicas = [p["detect_replica"] for _, p in outcomes]
+    assert det_a.address in replicas[:15] and det_b.address not in replicas[:12]
+    assert det_b.address in replicas[15:45]
+    assert replicas[-10:] == [det_b.address] * 10, "a removed replica must get no new requests"
+
+
+@pytest.mark.slow
+def test_killing_a_replica_mid_stream_loses_no_request(pipeline):
+    det_a, det_b = pipeline["detect"]
+    images = sample_images(4, seed=4)
+    killed: list[int] = []
+
+    def kill(done: int) -> None:
+        if done == 20 and not killed:
+            killed.append(done)
+            det_a.proc.send_signal(signal.SIGKILL)
+
+    outcomes = _stream(pipeline["gateway"].address, images, concurrency=4, count=80, on_progress=kill)
+    assert killed and det_a.proc.wait(5) == -signal.SIGKILL
+    assert len(outcomes) == 80, "every request must come back, with a result or an error"
+    statuses = [s for s, _ in outcomes]
+    assert set(statuses) <= {"OK", "UNAVAILABLE"}, statuses
+    assert statuses.count("OK") >= 76, statuses
+    assert all(p["detect_replica"] == det_b.address for s, p in outcomes[30:] if s == "OK")
+    values = scrape(pipeline["gateway"].metrics_port)
+    assert values.get('milestone_gateway_retries_total{step="detect"}', 0) >= 1
+
+
+@pytest.mark.slow
+def test_a_refusing_step_comes_back_as_resource_exhausted_and_the_deadline_goes_downstream(serving_variants,
+                                                                                          tmp_path):
+    det_args = step_server_args(serving_variants["detect"], max_batch_size=1, max_queue_size=1,
+                                max_queue_delay_ms=0)
+    slow_args = step_server_args(serving_variants["tiny-classify"], max_batch_size=8, max_queue_delay_ms=800)
+    with spawn(SERVER, det_args, tmp_path) as det, spawn(SERVER, slow_args, tmp_path) as cls:
+        endpoints = tmp_path / "endpoints.json"
+        write_endpoints(endpoints, {"detect": [det.address], "classify": [cls.address]})
+        with spawn(GATEWAY, ["--endpoints", str(endpoints), "--port", "0"], tmp_path) as gateway:
+            image = next(im for im in sample_images(8, seed=1)
+                         if len(Detector(load_manifest(serving_variants["detect"]), serving_variants["detect"])([im])[0]))
+
+            async def burst() -> list:
+                async with grpc.aio.insecure_channel(gateway.address) as channel:
+                    from milestone_lib.serving.protocol import service_pb2_grpc
+
+                    stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+                    calls = [stub.ModelInfer(pipeline_request(image), timeout=0.3) for _ in range(12)]
+                    return await asyncio.gather(*calls, return_exceptions=True)
+
+            outcomes = asyncio.run(burst())
+            codes = [o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+            details = [o.details() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+            assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes, details
+            assert any("step 'detect'" in d and "queue is full" in d for d in details), details
+            # The classifier holds a lone request for 800 ms: the caller's 300 ms deadline passes first.
+            assert grpc.StatusCode.DEADLINE_EXCEEDED in codes, details
+            assert not [o for o in outcomes if not isinstance(o, (Exception,))], "none can finish within 300 ms"
+
+
+def test_replica_pool_policies_and_membership() -> None:
+    async def scenario():
+        pool = ReplicaPool("detect", policy="round-robin", max_message_bytes=1 << 20)
+        pool.update(["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"])
+        order = [pool.pick().address for _ in range(6)]
+        least = ReplicaPool("detect", policy="least-outstanding", max_message_bytes=1 << 20)
+        least.update(["127.0.0.1:1", "127.0.0.1:2"])
+        first = least.pick()
+        with least.track(first):
+            busy_choice = [least.pick().address for _ in range(3)]
+            least.update(["127.0.0.1:2"])  # remove the busy one while it has a call in flight
+            assert first.removed and first in least._retired
+        assert first not in least._retired  # drained, so its channel was closed
+        after = {least.pick().address for _ in range(3)}
+        least.mark_down(least.replicas[0])
+        still = least.pick().address  # the only replica is picked even while cooling down
+        await pool.close()
+        await least.close()
+        return order, first.address, busy_choice, after, still
+
+    order, first, busy_choice, after, still = asyncio.run(scenario())
+    assert order == ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"] * 2
+    assert first not in busy_choice
+    assert after == {"127.0.0.1:2"} and still == "127.0.0.1:2"
+    with pytest.raises(ValueError, match="unknown balancing policy 'random'"):
+        ReplicaPool("detect", policy="random", max_message_bytes=1)  # type: ignore[arg-type]
