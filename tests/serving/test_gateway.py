@@ -198,6 +198,7 @@ def test_membership_changes_at_run_time_without_dropping_requests(serving_varian
                 if done == 15 and not changes:
                     changes.append(done)
                     write_endpoints(endpoints, {"detect": [det_a.address, det_b.address], "classify": [cls.address]})
+                    wait_for_generation(gateway.address, 2)  # the poll may lag on a loaded machine
                 if done == 45 and len(changes) == 1:
                     changes.append(done)
                     write_endpoints(endpoints, {"detect": [det_b.address], "classify": [cls.address]})
