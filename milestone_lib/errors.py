@@ -14,6 +14,8 @@
      │    └── RegistryServerError      the local registry server cannot start or stop
      ├── ServingError            a step server or gateway problem (mapped to gRPC codes at the edge)
      │    ├── InvalidInputError        -> INVALID_ARGUMENT
+     │    │    └── SharedMemoryError   a shared-memory region that is unknown, missing or too small
+     │    ├── RegionExistsError        -> ALREADY_EXISTS (a shared-memory region name taken)
      │    ├── ModelNotFoundError       -> NOT_FOUND
      │    ├── QueueFullError           -> RESOURCE_EXHAUSTED
      │    └── DeadlineExceededError    -> DEADLINE_EXCEEDED
@@ -37,6 +39,8 @@ __all__ = [
     "RegistryServerError",
     "ServingError",
     "InvalidInputError",
+    "SharedMemoryError",
+    "RegionExistsError",
     "ModelNotFoundError",
     "QueueFullError",
     "DeadlineExceededError",
@@ -165,6 +169,14 @@ class ServingError(MilestoneError):
 
 class InvalidInputError(ServingError):
     code = "INVALID_ARGUMENT"
+
+
+class SharedMemoryError(InvalidInputError):
+    """A system shared-memory region that is unknown, cannot be opened, or is too small for a tensor."""
+
+
+class RegionExistsError(ServingError):
+    code = "ALREADY_EXISTS"
 
 
 class ModelNotFoundError(ServingError):

@@ -16,6 +16,7 @@ import numpy as np
 from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 
 from ..errors import InvalidInputError, ServingError
+from .shared_memory import SharedMemoryRegions, region_reference
 
 __all__ = [
     "service_pb2",
@@ -27,6 +28,7 @@ __all__ = [
     "decode_inputs",
     "make_infer_request",
     "decode_outputs",
+    "requested_output_regions",
     "set_parameters",
     "read_parameters",
     "grpc_channel_options",
@@ -69,23 +71,38 @@ def grpc_channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tup
     ]
 
 
-def decode_inputs(request: service_pb2.ModelInferRequest, *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, np.ndarray]:
-    """The request's input tensors as read-only numpy views of the raw bytes, checked for size."""
+def decode_inputs(request: service_pb2.ModelInferRequest, *, max_bytes: int = MAX_MESSAGE_BYTES,
+                  shared_memory: SharedMemoryRegions | None = None) -> dict[str, np.ndarray]:
+    """The request's input tensors as read-only numpy views of their bytes, checked for size.
+
+    A tensor's bytes are in `raw_input_contents` (in the order of the inputs that are not in
+    shared memory), or in a registered shared-memory region its parameters name.
+    """
     if not request.inputs:
         raise InvalidInputError(f"request for model '{request.model_name}' has no input tensor")
-    if len(request.raw_input_contents) != len(request.inputs):
+    references = [region_reference(read_parameters(spec.parameters)) for spec in request.inputs]
+    if any(references) and shared_memory is None:
         raise InvalidInputError(
-            f"request has {len(request.inputs)} input tensors but {len(request.raw_input_contents)} "
-            "raw_input_contents; send every tensor's bytes in raw_input_contents"
+            f"model '{request.model_name}' is served without the system shared-memory extension here; "
+            "send the tensor's bytes in raw_input_contents"
         )
-    total = sum(len(raw) for raw in request.raw_input_contents)
+    in_message = sum(reference is None for reference in references)
+    if len(request.raw_input_contents) != in_message:
+        raise InvalidInputError(
+            f"request has {in_message} input tensors outside shared memory but {len(request.raw_input_contents)} "
+            "raw_input_contents; send every such tensor's bytes in raw_input_contents"
+        )
+    raw_contents = iter(request.raw_input_contents)
+    buffers = [next(raw_contents) if reference is None else shared_memory.read(reference)  # type: ignore[union-attr]
+               for reference in references]
+    total = sum(len(raw) for raw in buffers)
     if total > max_bytes:
         raise InvalidInputError(
             f"request carries {total} bytes of tensors, more than this server's limit of {max_bytes}; "
             "send fewer or smaller images per request"
         )
     arrays: dict[str, np.ndarray] = {}
-    for spec, raw in zip(request.inputs, request.raw_input_contents):
+    for spec, raw in zip(request.inputs, buffers):
         dtype = DATATYPES.get(spec.datatype)
         if dtype is None:
             raise InvalidInputError(
@@ -97,9 +114,10 @@ def decode_inputs(request: service_pb2.ModelInferRequest, *, max_bytes: int = MA
             raise InvalidInputError(f"input '{spec.name}' has a negative dimension in shape {shape}")
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if len(raw) != expected:
+            where = "raw_input_contents holds" if isinstance(raw, bytes) else "its shared_memory_byte_size is"
             raise InvalidInputError(
                 f"input '{spec.name}' of shape {shape} and datatype {spec.datatype} needs {expected} bytes "
-                f"but raw_input_contents holds {len(raw)}; the tensor is truncated or its shape is wrong"
+                f"but {where} {len(raw)}; the tensor is truncated or its shape is wrong"
             )
         arrays[spec.name] = np.frombuffer(raw, dtype=dtype).reshape(shape)
     return arrays
@@ -135,17 +153,50 @@ def make_infer_request(model_name: str, inputs: Mapping[str, np.ndarray], *, req
     return request
 
 
-def add_output(response: service_pb2.ModelInferResponse, name: str, array: np.ndarray) -> None:
+def add_output(response: service_pb2.ModelInferResponse, name: str, array: np.ndarray, *,
+               shared_memory: SharedMemoryRegions | None = None, reference: dict[str, Any] | None = None) -> None:
+    """Append an output tensor: its bytes in the message, or written to the shared-memory region `reference` names."""
     array = np.ascontiguousarray(array)
-    response.outputs.add(name=name, datatype=datatype_of(array), shape=list(array.shape))
-    response.raw_output_contents.append(array.tobytes())
+    spec = response.outputs.add(name=name, datatype=datatype_of(array), shape=list(array.shape))
+    if reference is None or shared_memory is None:
+        response.raw_output_contents.append(array.tobytes())
+        return
+    written = shared_memory.write(reference, memoryview(array).cast("B"))
+    set_parameters(spec.parameters, {"shared_memory_region": reference["shared_memory_region"],
+                                     "shared_memory_byte_size": written,
+                                     "shared_memory_offset": reference.get("shared_memory_offset") or 0})
+    # An empty entry keeps raw_output_contents[i] lined up with outputs[i], as clients index them.
+    response.raw_output_contents.append(b"")
 
 
 def decode_outputs(response: service_pb2.ModelInferResponse) -> dict[str, np.ndarray]:
+    """Output tensors that came in the message; those written to shared memory are read from there."""
     return {
         spec.name: np.frombuffer(raw, dtype=DATATYPES[spec.datatype]).reshape(list(spec.shape))
         for spec, raw in zip(response.outputs, response.raw_output_contents)
+        if "shared_memory_region" not in spec.parameters
     }
+
+
+def requested_output_regions(request: service_pb2.ModelInferRequest, output_names: list[str],
+                             shared_memory: SharedMemoryRegions | None) -> dict[str, dict[str, Any]]:
+    """Outputs the request wants written to shared memory, checked before any work is done."""
+    regions: dict[str, dict[str, Any]] = {}
+    for wanted in request.outputs:
+        reference = region_reference(read_parameters(wanted.parameters))
+        if reference is None:
+            continue
+        if shared_memory is None:
+            raise InvalidInputError("this server does not write outputs to shared memory; drop the output's "
+                                    "shared_memory_* parameters")
+        if wanted.name not in output_names:
+            raise InvalidInputError(
+                f"requested output '{wanted.name}' is not an output of model '{request.model_name}'; "
+                f"its outputs are {', '.join(output_names)}"
+            )
+        shared_memory.read(reference)  # the region exists and the window fits
+        regions[wanted.name] = reference
+    return regions
 
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])

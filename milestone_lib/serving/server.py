@@ -2,8 +2,9 @@
 
 The model answers under its variant name and under its step name (`detect` / `classify`).
 Requests go through a `DynamicBatcher` (bounded queue, dynamic batching, deadline drop); each
-response carries `queue_ms`, `preprocess_ms`, `inference_ms`, `postprocess_ms` (double) and
-`batch_size` (int64) in its parameters.
+response carries `queue_ms`, `preprocess_ms`, `inference_ms`, `postprocess_ms`, `server_ms` (the
+whole handler, transport excluded; double) and `batch_size` (int64) in its parameters. Tensors
+may come and go through system shared memory (`shared_memory.py`) instead of the message.
 
 CLI:
     python -m milestone_lib.serving.server --variant DIR --host 127.0.0.1 --port P --threads N \
@@ -33,11 +34,13 @@ from .protocol import (
     grpc_channel_options,
     map_errors,
     model_config_pb2,
+    requested_output_regions,
     service_pb2,
     service_pb2_grpc,
     set_parameters,
 )
 from .runtime import StepModel, load_step_model
+from .shared_memory import SharedMemoryRegions
 
 __all__ = ["StepServer", "serve_step", "main", "SERVER_NAME"]
 
@@ -69,7 +72,26 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ModelReadyResponse(ready=self.owner.ready and request.name in (model.name, model.step))
 
     async def ServerMetadata(self, request, context):  # noqa: N802
-        return service_pb2.ServerMetadataResponse(name=SERVER_NAME, version="1", extensions=[])
+        return service_pb2.ServerMetadataResponse(name=SERVER_NAME, version="1", extensions=["system_shared_memory"])
+
+    @map_errors
+    async def SystemSharedMemoryRegister(self, request, context):  # noqa: N802
+        self.owner.shared_memory.register(request.name, request.key, request.offset, request.byte_size)
+        return service_pb2.SystemSharedMemoryRegisterResponse()
+
+    @map_errors
+    async def SystemSharedMemoryUnregister(self, request, context):  # noqa: N802
+        self.owner.shared_memory.unregister(request.name)
+        return service_pb2.SystemSharedMemoryUnregisterResponse()
+
+    @map_errors
+    async def SystemSharedMemoryStatus(self, request, context):  # noqa: N802
+        response = service_pb2.SystemSharedMemoryStatusResponse()
+        for region in self.owner.shared_memory.status(request.name):
+            status = response.regions[region.name]
+            status.name, status.key, status.offset, status.byte_size = (region.name, region.key, region.offset,
+                                                                         region.byte_size)
+        return response
 
     @map_errors
     async def ModelMetadata(self, request, context):  # noqa: N802
@@ -102,7 +124,10 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         deadline = None if remaining is None else time.monotonic() + remaining
         try:
             model = self._model(request.model_name)
-            payload, rows = model.validate(decode_inputs(request, max_bytes=self.owner.max_request_bytes))
+            shared_memory = self.owner.shared_memory
+            inputs = decode_inputs(request, max_bytes=self.owner.max_request_bytes, shared_memory=shared_memory)
+            to_regions = requested_output_regions(request, [spec.name for spec in model.outputs], shared_memory)
+            payload, rows = model.validate(inputs)
             outputs, timing = await self.owner.batcher.submit(payload, size=rows, deadline=deadline)
         except ServingError as exc:
             metrics.served(exc.code.lower())
@@ -116,9 +141,11 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             raise
         response = service_pb2.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
         for name, array in outputs.items():
-            add_output(response, name, array)
+            add_output(response, name, array, shared_memory=shared_memory, reference=to_regions.get(name))
+        # server_ms: the handler from decoding the request to a built response (the transport excluded).
         set_parameters(response.parameters, {**timing.stages_ms, "queue_ms": timing.queue_ms,
-                                             "batch_size": timing.batch_size})
+                                             "batch_size": timing.batch_size,
+                                             "server_ms": 1000 * (time.perf_counter() - started)})
         metrics.served("ok", time.perf_counter() - started, timing.queue_ms / 1000)
         return response
 
@@ -139,6 +166,7 @@ class StepServer:
             self.model.run_batch, max_batch_size=max_batch_size, max_queue_delay_s=max_queue_delay_ms / 1000,
             max_queue_size=max_queue_size, observer=self.metrics, name=self.model.name,
         )
+        self.shared_memory = SharedMemoryRegions()
         self.metrics_port = metrics_port
         self.max_request_bytes = max_request_bytes
         self.ready = False
