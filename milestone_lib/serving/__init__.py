@@ -4,6 +4,7 @@
     batcher.py    bounded queue + dynamic batching + deadline drop (transport-free)
     runtime.py    a variant folder as a batched step model (reuses milestone_lib.inference)
     server.py     StepServer + CLI `python -m milestone_lib.serving.server`
+    shared_memory.py  Triton's system shared-memory extension (tensors through /dev/shm)
     balancer.py   replica pools of the gateway: membership, least-outstanding / round-robin
     gateway.py    PipelineGateway + CLI `python -m milestone_lib.serving.gateway`
     metrics.py    Prometheus metrics

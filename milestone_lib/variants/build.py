@@ -40,7 +40,7 @@ from ..settings import ProjectSettings
 from .hf import CLASSIFIER_SIZES, ClassifierTraining, export_classifier_onnx, train_classifier
 from .latency import measure_latency
 from .manifest import TensorSpec, VariantManifest, load_manifest
-from .quantize import quantize_dynamic_int8, quantize_static_int8
+from .quantize import QUANTIZED_OPS, quantize_dynamic_int8, quantize_static_int8, static_quantized_ops
 from .tensorrt import build_tensorrt_engine, tensorrt_unavailable_reason
 from .yolo import DETECTOR_CLASS_NAMES, DETECTOR_SIZES, DetectorTraining, count_parameters, export_detector_onnx, train_detector
 
@@ -239,7 +239,8 @@ class _Builder:
         for fmt in config.format_list:
             fmt_name, precision = FORMATS[fmt]
             folder = folders[fmt]
-            fingerprint = _fingerprint(base_fp, fmt, config.calibration_images)
+            recipe = static_quantized_ops(step, family) if fmt == "onnx-int8-static" else None
+            fingerprint = _fingerprint(base_fp, fmt, config.calibration_images, *([recipe] if recipe else []))
             if fmt.startswith("tensorrt") and self.trt_reason:
                 self.unavailable.append({"variant": names[fmt], "step": step, "model": f"{family}-{size}",
                                          "format": fmt, "reason": self.trt_reason})
@@ -256,7 +257,7 @@ class _Builder:
             else:
                 if calibration_batches is None and fmt in ("onnx-int8-static", "tensorrt-int8"):
                     calibration_batches = self.stages.time("calibration data", calibration)
-                artifact = self._derive(fmt, onnx_path, folder, calibration_batches, imgsz)
+                artifact = self._derive(fmt, onnx_path, folder, calibration_batches, imgsz, recipe)
             assert artifact is not None
             relative = str(Path(artifact).relative_to(folder))
             manifest = VariantManifest(
@@ -289,14 +290,15 @@ class _Builder:
         return artifact
 
     def _derive(self, fmt: str, onnx_path: Path | None, folder: Path, calibration: list[np.ndarray] | None,
-                imgsz: int) -> Path:
+                imgsz: int, quantized_ops: list[str] | None = None) -> Path:
         assert onnx_path is not None
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         target = folder / "model.onnx"
         if fmt == "onnx-int8-static":
             return self.stages.time("quantize int8 static",
-                                    lambda: quantize_static_int8(onnx_path, target, calibration or []))
+                                    lambda: quantize_static_int8(onnx_path, target, calibration or [],
+                                                                 op_types=quantized_ops or QUANTIZED_OPS))
         if fmt == "onnx-int8-dynamic":
             return self.stages.time("quantize int8 dynamic", lambda: quantize_dynamic_int8(onnx_path, target))
         precision = "int8" if fmt == "tensorrt-int8" else "fp16"

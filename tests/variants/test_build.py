@@ -10,6 +10,7 @@ from milestone_lib.errors import UnsupportedFormatError, VariantError
 from milestone_lib.inference import load_runtime
 from milestone_lib.variants.build import BuildConfig, BuildResult, build_variants
 from milestone_lib.variants.manifest import VariantManifest, load_manifest, sha256_file
+from milestone_lib.variants.quantize import static_quantized_ops
 from milestone_lib.variants.table import pipeline_accuracy_table, variant_table
 from milestone_lib.variants.tensorrt import tensorrt_unavailable_reason
 
@@ -71,6 +72,22 @@ def test_int8_variants_are_quantized_and_keep_accuracy(smoke_variants: dict[str,
             if metric in ("mAP50", "top1"):
                 # the smoke val split is tiny (a crop is 1.5 points); the full build is held to 0.02
                 assert quantized.accuracy[metric] >= value - 0.05, (quantized.name, metric)
+
+
+def test_static_int8_keeps_resnet_residuals_in_int8(smoke_variants: dict[str, Path]) -> None:
+    resnet = load_manifest(smoke_variants["resnet-tiny-onnx-int8-static"])
+    graph = onnx.load(str(smoke_variants[resnet.name] / resnet.artifact)).graph
+    producer = {output: node.op_type for node in graph.node for output in node.output}
+    consumers: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, set()).add(node.op_type)
+    adds = [node for node in graph.node if node.op_type == "Add"]
+    assert adds, "a ResNet has residual Adds"
+    for node in adds:  # int8 in, int8 out: the QDQ form of an integer Add
+        assert {producer.get(name) for name in node.input} == {"DequantizeLinear"}, node.name
+        assert consumers.get(node.output[0]) == {"QuantizeLinear"}, node.name
+    assert "Add" not in static_quantized_ops("detect", "yolov8") and "Add" in static_quantized_ops("classify", "resnet")
 
 
 def test_variant_table_and_pipeline_accuracy(smoke_build: BuildResult) -> None:
