@@ -23,6 +23,7 @@ fails, the benchmark says so and reports the rest.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -391,7 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve_echo())
         return 0
 
-    variant = build_variant(CACHE / "bench-step-server", args.model)
+    from milestone_lib.variants.hf import CLASSIFIER_SIZES
+
+    # The folder names the architecture, so a changed "tiny" is rebuilt rather than read stale.
+    tag = hashlib.sha256(repr(CLASSIFIER_SIZES["tiny"]).encode()).hexdigest()[:8]
+    variant = build_variant(CACHE / "bench-step-server" / tag, args.model)
     model = variant / "model.onnx"
     results: dict[str, dict[str, dict[str, float]]] = {
         "onnxruntime in process": {label: bench_in_process(model, shape, args.threads, args.requests)
