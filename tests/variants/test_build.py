@@ -87,7 +87,27 @@ def test_static_int8_keeps_resnet_residuals_in_int8(smoke_variants: dict[str, Pa
     for node in adds:  # int8 in, int8 out: the QDQ form of an integer Add
         assert {producer.get(name) for name in node.input} == {"DequantizeLinear"}, node.name
         assert consumers.get(node.output[0]) == {"QuantizeLinear"}, node.name
-    assert "Add" not in static_quantized_ops("detect", "yolov8") and "Add" in static_quantized_ops("classify", "resnet")
+    assert "Add" in static_quantized_ops("classify", "resnet")
+
+
+def test_static_int8_keeps_yolo_box_decoding_in_fp32(smoke_variants: dict[str, Path]) -> None:
+    yolo = load_manifest(smoke_variants["yolov8n-onnx-int8-static"])
+    graph = onnx.load(str(smoke_variants[yolo.name] / yolo.artifact)).graph
+    consumers: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, set()).add(node.op_type)
+    ops = {node.op_type for node in graph.node}
+    decode = [node for node in graph.node if node.name.startswith("/model.22/") and node.op_type != "Conv"
+              and "/cv2." not in node.name and "/cv3." not in node.name and node.op_type not in ("QuantizeLinear",
+                                                                                               "DequantizeLinear")]
+    assert decode and "Softmax" in {node.op_type for node in decode}
+    for node in decode:  # nothing of the box arithmetic hands its result to a quantizer
+        assert "QuantizeLinear" not in consumers.get(node.output[0], set()), node.name
+    silu = [node for node in graph.node if node.op_type == "Sigmoid" and "/model.22/" not in node.name]
+    assert silu and "QuantizeLinear" in ops
+    assert all("DequantizeLinear" in {p.op_type for p in graph.node if set(p.output) & set(node.input)} for node in silu), \
+        "the backbone's SiLU runs in int8 (its input comes from a DequantizeLinear)"
 
 
 def test_variant_table_and_pipeline_accuracy(smoke_build: BuildResult) -> None:
