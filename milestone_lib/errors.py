@@ -106,11 +106,13 @@ class RegistryUnreachableError(RegistryError):
 
 
 class RegistryCredentialsError(RegistryError):
-    def __init__(self, endpoint: str, access_key_hint: str) -> None:
+    def __init__(self, endpoint: str, access_key_hint: str, *, hint: str = "") -> None:
         self.endpoint = endpoint
+        self.access_key_hint = access_key_hint
         super().__init__(
             f"model registry at '{endpoint}' rejected the credentials (access key {access_key_hint}); "
             "check MILESTONE_REGISTRY_ACCESS_KEY / MILESTONE_REGISTRY_SECRET_KEY or model_registry/credentials.env"
+            + (f"; {hint}" if hint else "")
         )
 
 

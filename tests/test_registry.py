@@ -435,6 +435,10 @@ def test_wrong_credentials(registry: ModelRegistry) -> None:
         ModelRegistry(settings).list_variants()
     assert secret not in str(caught.value) and access not in str(caught.value)
     assert access not in repr(ModelRegistry(settings)) and secret not in repr(ModelRegistry(settings))
+    # open_registry on a local endpoint: the usual cause is another checkout's server on the port.
+    with pytest.raises(RegistryCredentialsError, match="another checkout's local registry holds this port") as caught:
+        open_registry(settings)
+    assert secret not in str(caught.value) and access not in str(caught.value)
 
 
 def test_missing_bucket(registry: ModelRegistry) -> None:

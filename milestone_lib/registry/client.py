@@ -20,7 +20,7 @@ import pandas as pd
 from minio.deleteobjects import DeleteObject
 from pydantic import ValidationError
 
-from ..errors import ChecksumMismatchError, RegistryError, RegistryUnreachableError
+from ..errors import ChecksumMismatchError, RegistryCredentialsError, RegistryError, RegistryUnreachableError
 from ..registry_server import is_local_endpoint, mask_key, start_server
 from ..settings import ProjectSettings, RegistrySettings
 from ..variants.manifest import MANIFEST_NAME, FileEntry, VariantManifest, sha256_file
@@ -225,6 +225,13 @@ def open_registry(settings: RegistrySettings | None = None, *, start_local: bool
     registry = ModelRegistry(settings)
     try:
         registry.check()
+    except RegistryCredentialsError as error:
+        if not is_local_endpoint(settings.endpoint):
+            raise
+        # Most often a local registry started from another checkout (with its own keys) holds the port.
+        raise RegistryCredentialsError(error.endpoint, error.access_key_hint, hint=(
+            "if another checkout's local registry holds this port, stop it there (`make registry-down`) "
+            "or set MILESTONE_REGISTRY_ENDPOINT to another local port")) from None
     except RegistryUnreachableError:
         if not (start_local and is_local_endpoint(settings.endpoint)):
             raise
