@@ -5,6 +5,7 @@
     runtime.py    a variant folder as a batched step model (reuses milestone_lib.inference)
     server.py     StepServer + CLI `python -m milestone_lib.serving.server`
     shared_memory.py  Triton's system shared-memory extension (tensors through /dev/shm)
+    service.py    what both server processes share: common flags, READY line, signals, exit codes
     balancer.py   replica pools of the gateway: membership, least-outstanding / round-robin
     gateway.py    PipelineGateway + CLI `python -m milestone_lib.serving.gateway`
     metrics.py    Prometheus metrics

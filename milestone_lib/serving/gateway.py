@@ -65,7 +65,7 @@ from .protocol import (
     service_pb2_grpc,
     set_parameters,
 )
-from .server import serve_until_signal
+from .service import run_service, serve_until_signal, service_parser
 
 __all__ = ["PipelineGateway", "StepFailedError", "read_endpoints", "serve_gateway", "main", "PIPELINE_MODEL"]
 
@@ -381,30 +381,20 @@ async def serve_gateway(endpoints_file: Path, *, host: str = "127.0.0.1", port: 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m milestone_lib.serving.gateway", description=__doc__.split("\n")[0])
+    parser = service_parser("python -m milestone_lib.serving.gateway", __doc__.split("\n")[0])
     parser.add_argument("--endpoints", type=Path, required=True, help='JSON {"detect": [...], "classify": [...]}')
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed in the READY line)")
-    parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus port on the same host; 0: off")
     parser.add_argument("--policy", choices=POLICIES, default="least-outstanding")
     parser.add_argument("--step-timeout-s", type=float, default=30.0, help="step deadline when the caller sets none")
     parser.add_argument("--poll-s", type=float, default=0.2, help="how often the endpoints file is checked")
-    parser.add_argument("--grace-s", type=float, default=5.0)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        asyncio.run(serve_gateway(
-            args.endpoints, host=args.host, port=args.port, grace=args.grace_s, policy=args.policy,
-            metrics_port=args.metrics_port, step_timeout_s=args.step_timeout_s, poll_s=args.poll_s,
-        ))
-    except (FileNotFoundError, OSError, ValueError) as exc:  # a bad flag or file: one clear line, exit 2
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
-    return 0
+    return run_service(serve_gateway(
+        args.endpoints, host=args.host, port=args.port, grace=args.grace_s, policy=args.policy,
+        metrics_port=args.metrics_port, step_timeout_s=args.step_timeout_s, poll_s=args.poll_s,
+    ))
 
 
 if __name__ == "__main__":

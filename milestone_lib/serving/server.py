@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from .protocol import (
     set_parameters,
 )
 from .runtime import StepModel, load_step_model
+from .service import run_service, serve_until_signal, service_parser
 from .shared_memory import SharedMemoryRegions
 
 __all__ = ["StepServer", "serve_step", "main", "SERVER_NAME"]
@@ -201,19 +201,6 @@ class StepServer:
             await self._server.wait_for_termination()
 
 
-async def serve_until_signal(server_start, stop, *, host: str, port: int, grace: float = 5.0) -> None:
-    """Start, print `READY host:port`, wait for SIGTERM/SIGINT, stop gracefully."""
-    bound = await server_start(host, port)
-    stop_event = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop_event.set)
-    print(f"READY {host}:{bound}", flush=True)
-    await stop_event.wait()
-    log.info("stopping (grace %.1f s)", grace)
-    await stop(grace)
-
-
 async def serve_step(variant_dir: Path, *, host: str = "127.0.0.1", port: int = 0, grace: float = 5.0,
                      **options) -> None:
     """Serve a variant until SIGTERM/SIGINT (the CLI's body)."""
@@ -222,35 +209,25 @@ async def serve_step(variant_dir: Path, *, host: str = "127.0.0.1", port: int = 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m milestone_lib.serving.server", description=__doc__.split("\n")[0])
+    parser = service_parser("python -m milestone_lib.serving.server", __doc__.split("\n")[0])
     parser.add_argument("--variant", type=Path, required=True, help="variant folder holding manifest.json")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed in the READY line)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of the runtime")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--max-queue-delay-ms", type=float, default=2.0)
     parser.add_argument("--max-queue-size", type=int, default=64)
-    parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus port on the same host; 0: off")
     parser.add_argument("--raw-tensors", action="store_true", help="serve FP32 NCHW `INPUT` -> `OUTPUT` as is")
     parser.add_argument("--max-request-mb", type=float, default=MAX_MESSAGE_BYTES / 2**20)
-    parser.add_argument("--grace-s", type=float, default=5.0)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        asyncio.run(serve_step(
-            args.variant, host=args.host, port=args.port, grace=args.grace_s, threads=args.threads,
-            max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
-            max_queue_size=args.max_queue_size, metrics_port=args.metrics_port, raw_tensors=args.raw_tensors,
-            max_request_bytes=int(args.max_request_mb * 2**20),
-        ))
-    except (FileNotFoundError, OSError, ValueError) as exc:  # a bad flag or file: one clear line, exit 2
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
-    return 0
+    return run_service(serve_step(
+        args.variant, host=args.host, port=args.port, grace=args.grace_s, threads=args.threads,
+        max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
+        max_queue_size=args.max_queue_size, metrics_port=args.metrics_port, raw_tensors=args.raw_tensors,
+        max_request_bytes=int(args.max_request_mb * 2**20),
+    ))
 
 
 if __name__ == "__main__":
