@@ -38,7 +38,7 @@ from ..errors import UnsupportedFormatError, VariantError
 from ..inference import Classifier, Detector, preprocess_classifier, preprocess_detector
 from ..settings import ProjectSettings
 from .hf import CLASSIFIER_SIZES, ClassifierTraining, export_classifier_onnx, train_classifier
-from .latency import measure_latency
+from .latency import measure_latency_side_by_side
 from .manifest import TensorSpec, VariantManifest, load_manifest
 from .quantize import QUANTIZED_OPS, quantize_dynamic_int8, quantize_static_int8, static_quantized_ops
 from .tensorrt import build_tensorrt_engine, tensorrt_unavailable_reason
@@ -236,6 +236,7 @@ class _Builder:
                                      lambda folder: self.stages.time("export onnx", lambda: export(weights, folder)))
         inputs, outputs = _onnx_specs(onnx_path) if onnx_path else ([], [])
         calibration_batches: list[np.ndarray] | None = None
+        measured_now = 0
         for fmt in config.format_list:
             fmt_name, precision = FORMATS[fmt]
             folder = folders[fmt]
@@ -246,7 +247,7 @@ class _Builder:
                                          "format": fmt, "reason": self.trt_reason})
                 continue
             reused = None if config.rebuild else _reusable(folder, fingerprint)
-            if reused and reused.accuracy:
+            if reused and reused.accuracy and reused.latency_ms:
                 self.variants[names[fmt]] = str(folder)
                 built.append(names[fmt])
                 continue
@@ -267,11 +268,18 @@ class _Builder:
                 dataset=dataset.describe(), training={**training, "fingerprint": fingerprint},
             )
             manifest.accuracy = self.stages.time(f"accuracy {step}", lambda: measure(manifest, folder))
-            manifest.latency_ms = self.stages.time("latency", lambda: measure_latency(
-                manifest, folder, batches=config.latency_batches, threads=config.latency_threads))
             manifest.write(folder)
             self.variants[names[fmt]] = str(folder)
             built.append(names[fmt])
+            measured_now += 1
+        if measured_now:  # time every variant of the model together, so their ratios are comparable
+            family_variants = [(load_manifest(folders[fmt]), folders[fmt]) for fmt in config.format_list
+                               if names[fmt] in built]
+            latencies = self.stages.time("latency", lambda: measure_latency_side_by_side(
+                family_variants, batches=config.latency_batches, threads=config.latency_threads))
+            for (manifest, folder), latency in zip(family_variants, latencies):
+                manifest.latency_ms = latency
+                manifest.write(folder)
         return built
 
     def _ensure(self, folder: Path, fingerprint: str, make: Callable[[Path], Path]) -> Path:

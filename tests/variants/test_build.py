@@ -148,3 +148,17 @@ def test_unknown_size_and_format_are_clear_errors() -> None:
         BuildConfig(formats=["onnx-int4"])
     with pytest.raises(VariantError, match=r"unknown classifier size 'huge'"):
         BuildConfig.smoke(classifier_sizes=["huge"])
+
+
+def test_side_by_side_latency_times_every_variant_of_a_model_in_rounds(smoke_variants: dict[str, Path]) -> None:
+    from milestone_lib.variants.latency import measure_latency_side_by_side
+
+    names = ["yolov8n-pytorch-fp32", "yolov8n-onnx-fp32", "yolov8n-onnx-int8-static"]
+    variants = [(load_manifest(smoke_variants[name]), smoke_variants[name]) for name in names]
+    figures = measure_latency_side_by_side(variants, batches=[1, 2], threads=[1], seconds_per_variant=0.2, rounds=3)
+    assert [set(f) for f in figures] == [{"b1_t1", "b2_t1"}] * 3
+    assert all(value > 0 for f in figures for value in f.values())
+    # PyTorch eager runs the same network about 3x slower than ONNX Runtime on this CPU path.
+    assert figures[0]["b1_t1"] > figures[1]["b1_t1"]
+    for manifest, _ in variants:  # the build stored the side-by-side figures in every manifest
+        assert set(manifest.latency_ms) == {"b1_t1", "b4_t1"}
