@@ -34,7 +34,7 @@ benchmarks: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 lint: setup
-	$(PY) -m ruff check milestone_lib tests || true
+	$(PY) -m ruff check milestone_lib tests benchmarks
 
 clean:  ## remove generated files (datasets, variants, executed notebooks, reports)
 	rm -rf artifacts notebooks/executed .cache reports/*.csv reports/*.md reports/*.png reports/*.html

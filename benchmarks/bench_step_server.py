@@ -41,15 +41,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from milestone_lib.serving.protocol import (  # noqa: E402
+from milestone_lib.serving.protocol import (
     decode_outputs,
     grpc_channel_options,
     make_infer_request,
     read_parameters,
     service_pb2_grpc,
 )
-from milestone_lib.settings import ProjectSettings  # noqa: E402
-from milestone_lib.variants.manifest import TensorSpec, VariantManifest  # noqa: E402
+from milestone_lib.settings import ProjectSettings
+from milestone_lib.variants.manifest import TensorSpec, VariantManifest
 
 CACHE = ProjectSettings().cache_dir
 MLSERVER_VENV = CACHE / "mlserver-venv"
@@ -293,7 +293,6 @@ def stop(proc: subprocess.Popen) -> None:
 
 async def serve_echo() -> None:
     """The transport floor: an OIP gRPC server (grpc.aio, like the step server) that answers at once."""
-    import asyncio
 
     import grpc
 
@@ -302,7 +301,7 @@ async def serve_echo() -> None:
     output = np.zeros((1, 10), dtype=np.float32)
 
     class Echo(service_pb2_grpc.GRPCInferenceServiceServicer):
-        async def ModelInfer(self, request, context):  # noqa: N802
+        async def ModelInfer(self, request, context):
             response = service_pb2.ModelInferResponse(model_name=request.model_name)
             add_output(response, "OUTPUT", output)
             return response
@@ -337,13 +336,13 @@ def install_mlserver() -> Path:
     """The venv's python, installing MLServer 1.7 there on first use; raises RuntimeError on failure."""
     python = MLSERVER_VENV / "bin" / "python"
     probe = [str(python), "-c", "import mlserver, onnxruntime; print(mlserver.__version__)"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return python
     shutil.rmtree(MLSERVER_VENV, ignore_errors=True)
     steps = [[sys.executable, "-m", "venv", str(MLSERVER_VENV)],
              [str(python), "-m", "pip", "install", "-q", *MLSERVER_PACKAGES]]
     for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True)
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"`{' '.join(step)}` failed:\n{done.stderr[-2000:]}")
     return python
@@ -365,7 +364,7 @@ def bench_mlserver(model: Path, threads: int, requests: int) -> dict[str, dict[s
         }))
         env = {**os.environ, "PYTHONPATH": str(folder)}
         proc = subprocess.Popen([str(python.parent / "mlserver"), "start", str(folder)], cwd=folder, env=env,
-                                stdout=subprocess.DEVNULL, stderr=open(folder / "mlserver.log", "wb"))
+                                stdout=subprocess.DEVNULL, stderr=open(folder / "mlserver.log", "wb"))  # noqa: SIM115
         try:
             address = f"127.0.0.1:{grpc_port}"
             try:
@@ -411,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             results["mlserver 1.7"] = bench_mlserver(model, args.threads, args.requests)
-        except Exception as exc:  # a benchmark reports what it could not measure, and goes on
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports what it could not measure, and goes on
             mlserver_note = f"MLServer: NOT MEASURED: {exc}"
 
     print(f"\nSame ONNX model ({args.model}, random weights), {args.threads} intra-op thread(s), "

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -23,11 +23,11 @@ __all__ = [
     "EVAL_CONF_THRESHOLD",
     "SERVING_CONF_THRESHOLD",
     "ValImages",
-    "load_val_images",
-    "coco_map",
-    "detector_map",
     "classifier_top1",
+    "coco_map",
     "detect_all",
+    "detector_map",
+    "load_val_images",
     "pipeline_map",
     "serving_detections",
 ]

@@ -10,9 +10,10 @@ x1, y1, x2, y2 (pixels of the original image), score, class id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -20,20 +21,20 @@ from .errors import InvalidInputError, UnsupportedFormatError
 from .variants.manifest import VariantManifest
 
 __all__ = [
-    "Letterbox",
-    "letterbox",
-    "preprocess_detector",
-    "decode_yolo",
-    "nms",
-    "cut_crops",
-    "preprocess_classifier",
-    "softmax",
-    "ModelRuntime",
-    "load_runtime",
-    "Detector",
-    "Classifier",
     "CLASSIFIER_MEAN",
     "CLASSIFIER_STD",
+    "Classifier",
+    "Detector",
+    "Letterbox",
+    "ModelRuntime",
+    "cut_crops",
+    "decode_yolo",
+    "letterbox",
+    "load_runtime",
+    "nms",
+    "preprocess_classifier",
+    "preprocess_detector",
+    "softmax",
 ]
 
 CLASSIFIER_MEAN = np.array([0.5, 0.5, 0.5], dtype=np.float32)
@@ -76,7 +77,7 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     resized = _resize(image, new_w, new_h)
     pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
     canvas = np.full((size, size, 3), _PAD_VALUE, dtype=np.uint8)
-    top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
+    top, left = round(pad_y - 0.1), round(pad_x - 0.1)
     canvas[top : top + new_h, left : left + new_w] = resized
     return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top, height=height, width=width)
 

@@ -9,7 +9,8 @@ latency: the steps' queue + compute + network, the gateway's own time, and the c
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,14 +19,14 @@ from .errors import MilestoneError
 from .settings import configure_offline_environment
 
 __all__ = [
-    "STEPS",
     "PARTS",
-    "step_columns",
-    "timing_residuals",
-    "step_breakdown",
-    "slowest_step",
+    "STEPS",
     "compare_runs",
     "plot_step_breakdown",
+    "slowest_step",
+    "step_breakdown",
+    "step_columns",
+    "timing_residuals",
 ]
 
 STEPS = ("detect", "classify")

@@ -19,9 +19,10 @@ import concurrent.futures
 import csv
 import math
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -31,22 +32,22 @@ from .errors import MilestoneError
 
 __all__ = [
     "ConstantRate",
-    "PoissonRate",
-    "TraceRate",
     "LoadProfile",
     "LoadResult",
-    "schedule",
-    "make_request",
-    "load_images",
+    "PoissonRate",
+    "SweepResult",
+    "TraceRate",
     "is_stable",
-    "window_metrics",
-    "summarize",
-    "run_open_loop",
-    "run_open_loop_async",
+    "load_images",
+    "make_request",
     "run_closed_loop",
     "run_closed_loop_async",
+    "run_open_loop",
+    "run_open_loop_async",
+    "schedule",
+    "summarize",
     "sweep_concurrency",
-    "SweepResult",
+    "window_metrics",
 ]
 
 T = TypeVar("T")
@@ -250,9 +251,9 @@ def summarize(requests: pd.DataFrame, *, duration_s: float, sla_ms: float | None
     within = int((latency <= sla_ms).sum()) if sla_ms is not None else len(ok)
     errors = measured[measured["status"] != "ok"]["code"].value_counts().to_dict()
     summary: dict[str, Any] = {
-        "sent": int(len(requests)),
-        "measured": int(len(measured)),
-        "ok": int(len(ok)),
+        "sent": len(requests),
+        "measured": len(measured),
+        "ok": len(ok),
         "failed": int((measured["status"] == "failed").sum()),
         "timeouts": int((measured["status"] == "timeout").sum()),
         "errors_by_code": {str(k): int(v) for k, v in errors.items()},
@@ -268,7 +269,7 @@ def summarize(requests: pd.DataFrame, *, duration_s: float, sla_ms: float | None
         summary[f"p{q}_ms"] = float(latency.quantile(q / 100)) if len(ok) else math.nan
     summary["max_send_lag_ms"] = float(measured["send_lag_ms"].max()) if len(measured) else math.nan
     if windows is not None:
-        summary["windows"] = int(len(windows))
+        summary["windows"] = len(windows)
         summary["stable"] = _stable(windows, tolerance)
     return summary
 

@@ -9,7 +9,7 @@ from typing import Any
 from .errors import MilestoneError
 from .settings import PROJECT_ROOT, configure_offline_environment
 
-__all__ = ["NOTEBOOKS_DIR", "list_notebooks", "run_notebook", "run_milestone"]
+__all__ = ["NOTEBOOKS_DIR", "list_notebooks", "run_milestone", "run_notebook"]
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 

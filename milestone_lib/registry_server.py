@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -480,7 +480,7 @@ def start_server(settings: RegistrySettings | None = None, *, wait_s: float = 60
             )
         _started[popen.pid] = popen
         state = ServerState(kind=kind, pid=popen.pid, endpoint=endpoint, binary=str(binary), data_dir=str(data_dir),
-                            ports=ports, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                            ports=ports, started_at=datetime.now(UTC).isoformat(timespec="seconds"))
         _write_state(state)
         if bind_to_parent:
             atexit.register(stop_server, settings)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .settings import ProjectSettings, configure_offline_environment
 
-__all__ = ["reports_path", "write_table", "save_figure"]
+__all__ = ["reports_path", "save_figure", "write_table"]
 
 
 def reports_path(reports_dir: Path | None = None) -> Path:

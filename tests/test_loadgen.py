@@ -27,7 +27,7 @@ class _SleepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         self.delay_ms = delay_ms
         self.received = 0
 
-    async def ModelInfer(self, request, context):  # noqa: N802 - the OIP method name
+    async def ModelInfer(self, request, context):
         self.received += 1
         start = time.perf_counter()
         mode = request.raw_input_contents[0][0]

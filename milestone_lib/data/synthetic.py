@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-__all__ = ["SyntheticSpec", "SHAPES", "COLOURS", "generate_synthetic_dataset"]
+__all__ = ["COLOURS", "SHAPES", "SyntheticSpec", "generate_synthetic_dataset"]
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 80, 220)}

@@ -10,7 +10,7 @@ import yaml
 
 from ..errors import DatasetError
 
-__all__ = ["YoloDataset", "load_dataset", "read_image", "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "YoloDataset", "load_dataset", "read_image"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 

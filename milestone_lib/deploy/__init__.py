@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from .base import DeploymentBackend, DeploymentState, Endpoints, ReplicaState
 from .local import LocalBackend, query_gateway_membership, resolve_variant_folder
-from .spec import Batching, GatewayDeployment, PipelineDeployment, RegistryRef, StepDeployment, load_deployment
+from .spec import (
+    Batching,
+    GatewayDeployment,
+    PipelineDeployment,
+    RegistryRef,
+    StepDeployment,
+    load_deployment,
+)
 
 __all__ = [
     "Batching",

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import Self
 
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from .spec import PipelineDeployment
 
-__all__ = ["ReplicaState", "DeploymentState", "Endpoints", "DeploymentBackend"]
+__all__ = ["DeploymentBackend", "DeploymentState", "Endpoints", "ReplicaState"]
 
 
 class ReplicaState(BaseModel):
@@ -100,7 +101,7 @@ class DeploymentBackend(ABC):
     def teardown(self) -> None:
         """Stop everything; idempotent; leaves no process behind."""
 
-    def __enter__(self) -> DeploymentBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -32,7 +32,7 @@ from ..settings import ProjectSettings
 from .base import DeploymentBackend, DeploymentState, Endpoints, ReplicaState
 from .spec import PipelineDeployment, StepDeployment
 
-__all__ = ["LocalBackend", "CoreAllocator", "resolve_variant_folder", "query_gateway_membership"]
+__all__ = ["CoreAllocator", "LocalBackend", "query_gateway_membership", "resolve_variant_folder"]
 
 HOST = "127.0.0.1"
 
@@ -84,7 +84,9 @@ def resolve_variant_folder(step: StepDeployment, *, settings: ProjectSettings | 
     if step.registry is None:
         return step.check_local_folder(settings.variants_dir).resolve()
     if registry is None:
-        from ..registry import ModelRegistry  # imported here: only registry deployments need it
+        from ..registry import (
+            ModelRegistry,  # imported here: only registry deployments need it
+        )
 
         registry = ModelRegistry()
     ref = registry.resolve(step.variant, step.registry.version, step=step.step)  # type: ignore[attr-defined]
@@ -146,7 +148,7 @@ def _pin(pid: int, cores: list[int]) -> None:
 def _spawn(args: list[str], *, step: str, index: int, workdir: Path, cores: list[int] | None,
            threads: int, variant: str | None) -> _Process:
     out_path, err_path = workdir / f"{step}-{index}.out", workdir / f"{step}-{index}.err"
-    out, err = open(out_path, "wb"), open(err_path, "wb")
+    out, err = open(out_path, "wb"), open(err_path, "wb")  # noqa: SIM115 - the process owns them; closed on stop
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads))
     popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                              start_new_session=True)  # own process group: killpg reaches its children

@@ -27,10 +27,10 @@ from ..variants.manifest import MANIFEST_NAME, Step
 __all__ = [
     "STEPS",
     "Batching",
-    "RegistryRef",
-    "StepDeployment",
     "GatewayDeployment",
     "PipelineDeployment",
+    "RegistryRef",
+    "StepDeployment",
     "load_deployment",
 ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -127,7 +127,7 @@ class VariantCatalog(S3Store):
 
     def list_incomplete(self, *, older_than_s: float = 0.0) -> pd.DataFrame:
         """Versions with objects but no manifest: pushes in progress, or interrupted ones."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = [
             {"name": s.name, "step": s.step, "version": s.version, "objects": s.objects,
              "size_mb": round(s.size_bytes / 1e6, 3), "last_modified": s.last_modified}

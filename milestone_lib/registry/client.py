@@ -20,7 +20,12 @@ import pandas as pd
 from minio.deleteobjects import DeleteObject
 from pydantic import ValidationError
 
-from ..errors import ChecksumMismatchError, RegistryCredentialsError, RegistryError, RegistryUnreachableError
+from ..errors import (
+    ChecksumMismatchError,
+    RegistryCredentialsError,
+    RegistryError,
+    RegistryUnreachableError,
+)
 from ..registry_server import is_local_endpoint, mask_key, start_server
 from ..settings import ProjectSettings, RegistrySettings
 from ..variants.manifest import MANIFEST_NAME, FileEntry, VariantManifest, sha256_file

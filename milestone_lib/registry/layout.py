@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import get_args
 
@@ -23,7 +23,7 @@ STEPS: tuple[str, ...] = get_args(Step)
 
 def new_version_id(now: datetime | None = None) -> str:
     """A fresh version: UTC time to the microsecond and 6 random hex digits, sortable as text."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     return f"{now:%Y%m%dT%H%M%S.%f}Z-{secrets.token_hex(3)}"
 
 

@@ -15,7 +15,7 @@ Submodules are imported on use, so `import milestone_lib.serving` stays cheap.
 
 from __future__ import annotations
 
-__all__ = ["StepServer", "serve_step", "PipelineGateway", "serve_gateway", "DynamicBatcher"]
+__all__ = ["DynamicBatcher", "PipelineGateway", "StepServer", "serve_gateway", "serve_step"]
 
 
 def __getattr__(name: str):

@@ -12,15 +12,16 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Literal
 
 import grpc
 
 from ..errors import ServingError
 from .protocol import grpc_channel_options, service_pb2_grpc
 
-__all__ = ["Policy", "POLICIES", "Replica", "ReplicaPool", "NoReplicaError"]
+__all__ = ["POLICIES", "NoReplicaError", "Policy", "Replica", "ReplicaPool"]
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ..errors import DeadlineExceededError, QueueFullError, ServingError
 
-__all__ = ["BatchTiming", "BatchObserver", "DynamicBatcher", "RunBatch"]
+__all__ = ["BatchObserver", "BatchTiming", "DynamicBatcher", "RunBatch"]
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -190,7 +191,7 @@ class DynamicBatcher(Generic[P, R]):
             self._observer.batch(rows, len(batch))
             try:
                 results, stages = await loop.run_in_executor(self._executor, self._run_batch, [p.payload for p in batch])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever the model raised goes to each waiting caller
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)

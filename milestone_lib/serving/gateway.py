@@ -42,8 +42,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import grpc
 import numpy as np
@@ -67,7 +67,7 @@ from .protocol import (
 )
 from .service import run_service, serve_until_signal, service_parser
 
-__all__ = ["PipelineGateway", "StepFailedError", "read_endpoints", "serve_gateway", "main", "PIPELINE_MODEL"]
+__all__ = ["PIPELINE_MODEL", "PipelineGateway", "StepFailedError", "main", "read_endpoints", "serve_gateway"]
 
 log = logging.getLogger(__name__)
 PIPELINE_MODEL = "pipeline"
@@ -89,7 +89,8 @@ def read_endpoints(path: Path) -> dict[str, list[str]]:
     """Parse an endpoints file; raises ValueError naming the problem."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict):
-        raise ValueError(f"endpoints file '{path}' holds {type(data).__name__}, not an object")
+        # ValueError, not TypeError: the CLI turns ValueError into one `error:` line and exit 2.
+        raise ValueError(f"endpoints file '{path}' holds {type(data).__name__}, not an object")  # noqa: TRY004
     out: dict[str, list[str]] = {}
     for step in STEPS:
         addresses = data.get(step, [])
@@ -123,20 +124,20 @@ class _GatewayServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         if name != PIPELINE_MODEL:
             raise ModelNotFoundError(f"model '{name}' is not served here; the gateway serves '{PIPELINE_MODEL}'")
 
-    async def ServerLive(self, request, context):  # noqa: N802
+    async def ServerLive(self, request, context):
         return service_pb2.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request, context):  # noqa: N802
+    async def ServerReady(self, request, context):
         return service_pb2.ServerReadyResponse(ready=self.owner.ready)
 
-    async def ModelReady(self, request, context):  # noqa: N802
+    async def ModelReady(self, request, context):
         return service_pb2.ModelReadyResponse(ready=self.owner.ready and request.name == PIPELINE_MODEL)
 
-    async def ServerMetadata(self, request, context):  # noqa: N802
+    async def ServerMetadata(self, request, context):
         return service_pb2.ServerMetadataResponse(name="milestone-pipeline-gateway", version="1", extensions=[])
 
     @map_errors
-    async def ModelMetadata(self, request, context):  # noqa: N802
+    async def ModelMetadata(self, request, context):
         self._check_model(request.name)
         response = service_pb2.ModelMetadataResponse(name=PIPELINE_MODEL, versions=["1"], platform="ensemble")
         response.inputs.add(name="IMAGE", datatype="UINT8", shape=[1, -1, -1, 3])
@@ -144,7 +145,7 @@ class _GatewayServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return response
 
     @map_errors
-    async def ModelConfig(self, request, context):  # noqa: N802
+    async def ModelConfig(self, request, context):
         self._check_model(request.name)
         config = model_config_pb2.ModelConfig(name=PIPELINE_MODEL, platform="ensemble")
         config.parameters["endpoints"].string_value = json.dumps(self.owner.membership)
@@ -153,7 +154,7 @@ class _GatewayServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ModelConfigResponse(config=config)
 
     @map_errors
-    async def ModelInfer(self, request, context):  # noqa: N802
+    async def ModelInfer(self, request, context):
         started = time.perf_counter()
         metrics = self.owner.metrics
         try:
@@ -317,7 +318,7 @@ class PipelineGateway:
         total_ms = 1000 * (time.perf_counter() - started)
         timing["gateway_ms"] = total_ms - step_total
         timing["total_ms"] = total_ms
-        timing["detections"] = int(len(result))
+        timing["detections"] = len(result)
         set_parameters(response.parameters, timing)
         return response
 

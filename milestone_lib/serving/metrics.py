@@ -6,9 +6,15 @@ server keeps several servers in one process (tests) from colliding.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
-__all__ = ["StepMetrics", "GatewayMetrics", "start_metrics_server", "LATENCY_BUCKETS_S"]
+__all__ = ["LATENCY_BUCKETS_S", "GatewayMetrics", "StepMetrics", "start_metrics_server"]
 
 LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)

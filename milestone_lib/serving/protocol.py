@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -19,20 +20,20 @@ from ..errors import InvalidInputError, ServingError
 from .shared_memory import SharedMemoryRegions, region_reference
 
 __all__ = [
-    "service_pb2",
-    "service_pb2_grpc",
-    "model_config_pb2",
     "DATATYPES",
     "MAX_MESSAGE_BYTES",
     "datatype_of",
     "decode_inputs",
-    "make_infer_request",
     "decode_outputs",
-    "requested_output_regions",
-    "set_parameters",
-    "read_parameters",
     "grpc_channel_options",
+    "make_infer_request",
     "map_errors",
+    "model_config_pb2",
+    "read_parameters",
+    "requested_output_regions",
+    "service_pb2",
+    "service_pb2_grpc",
+    "set_parameters",
 ]
 
 log = logging.getLogger(__name__)

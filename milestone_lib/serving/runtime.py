@@ -13,18 +13,26 @@ measured with), so a step server returns exactly what in-process inference retur
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..inference import Classifier, Detector, decode_yolo, preprocess_classifier, preprocess_detector, softmax
+from ..inference import (
+    Classifier,
+    Detector,
+    decode_yolo,
+    preprocess_classifier,
+    preprocess_detector,
+    softmax,
+)
 from ..variants.manifest import VariantManifest, load_manifest
 from .protocol import DATATYPES
 
-__all__ = ["TensorInfo", "StepModel", "DetectModel", "ClassifyModel", "RawTensorModel", "load_step_model"]
+__all__ = ["ClassifyModel", "DetectModel", "RawTensorModel", "StepModel", "TensorInfo", "load_step_model"]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from .runtime import StepModel, load_step_model
 from .service import run_service, serve_until_signal, service_parser
 from .shared_memory import SharedMemoryRegions
 
-__all__ = ["StepServer", "serve_step", "main", "SERVER_NAME"]
+__all__ = ["SERVER_NAME", "StepServer", "main", "serve_step"]
 
 log = logging.getLogger(__name__)
 SERVER_NAME = "milestone-step-server"
@@ -61,31 +61,31 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             )
         return model
 
-    async def ServerLive(self, request, context):  # noqa: N802 (names come from the protocol)
+    async def ServerLive(self, request, context):
         return service_pb2.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request, context):  # noqa: N802
+    async def ServerReady(self, request, context):
         return service_pb2.ServerReadyResponse(ready=self.owner.ready)
 
-    async def ModelReady(self, request, context):  # noqa: N802
+    async def ModelReady(self, request, context):
         model = self.owner.model
         return service_pb2.ModelReadyResponse(ready=self.owner.ready and request.name in (model.name, model.step))
 
-    async def ServerMetadata(self, request, context):  # noqa: N802
+    async def ServerMetadata(self, request, context):
         return service_pb2.ServerMetadataResponse(name=SERVER_NAME, version="1", extensions=["system_shared_memory"])
 
     @map_errors
-    async def SystemSharedMemoryRegister(self, request, context):  # noqa: N802
+    async def SystemSharedMemoryRegister(self, request, context):
         self.owner.shared_memory.register(request.name, request.key, request.offset, request.byte_size)
         return service_pb2.SystemSharedMemoryRegisterResponse()
 
     @map_errors
-    async def SystemSharedMemoryUnregister(self, request, context):  # noqa: N802
+    async def SystemSharedMemoryUnregister(self, request, context):
         self.owner.shared_memory.unregister(request.name)
         return service_pb2.SystemSharedMemoryUnregisterResponse()
 
     @map_errors
-    async def SystemSharedMemoryStatus(self, request, context):  # noqa: N802
+    async def SystemSharedMemoryStatus(self, request, context):
         response = service_pb2.SystemSharedMemoryStatusResponse()
         for region in self.owner.shared_memory.status(request.name):
             status = response.regions[region.name]
@@ -94,7 +94,7 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return response
 
     @map_errors
-    async def ModelMetadata(self, request, context):  # noqa: N802
+    async def ModelMetadata(self, request, context):
         model = self._model(request.name)
         response = service_pb2.ModelMetadataResponse(name=model.name, versions=["1"], platform=model.platform)
         for spec in model.inputs:
@@ -104,7 +104,7 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return response
 
     @map_errors
-    async def ModelConfig(self, request, context):  # noqa: N802
+    async def ModelConfig(self, request, context):
         model = self._model(request.name)
         batcher = self.owner.batcher
         config = model_config_pb2.ModelConfig(name=model.name, platform=model.platform,
@@ -117,7 +117,7 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ModelConfigResponse(config=config)
 
     @map_errors
-    async def ModelInfer(self, request, context):  # noqa: N802
+    async def ModelInfer(self, request, context):
         started = time.perf_counter()
         metrics = self.owner.metrics
         remaining = context.time_remaining()

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-__all__ = ["service_parser", "serve_until_signal", "run_service"]
+__all__ = ["run_service", "serve_until_signal", "service_parser"]
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -37,12 +38,29 @@ from ..data.yolo import YoloDataset, load_dataset, read_image
 from ..errors import UnsupportedFormatError, VariantError
 from ..inference import Classifier, Detector, preprocess_classifier, preprocess_detector
 from ..settings import ProjectSettings
-from .hf import CLASSIFIER_SIZES, ClassifierTraining, export_classifier_onnx, train_classifier
+from .hf import (
+    CLASSIFIER_SIZES,
+    ClassifierTraining,
+    export_classifier_onnx,
+    train_classifier,
+)
 from .latency import measure_latency_side_by_side
 from .manifest import TensorSpec, VariantManifest, load_manifest
-from .quantize import QUANTIZED_OPS, quantize_dynamic_int8, quantize_static_int8, static_quantized_ops
+from .quantize import (
+    QUANTIZED_OPS,
+    quantize_dynamic_int8,
+    quantize_static_int8,
+    static_quantized_ops,
+)
 from .tensorrt import build_tensorrt_engine, tensorrt_unavailable_reason
-from .yolo import DETECTOR_CLASS_NAMES, DETECTOR_SIZES, DetectorTraining, count_parameters, export_detector_onnx, train_detector
+from .yolo import (
+    DETECTOR_CLASS_NAMES,
+    DETECTOR_SIZES,
+    DetectorTraining,
+    count_parameters,
+    export_detector_onnx,
+    train_detector,
+)
 
 __all__ = ["FORMATS", "BuildConfig", "BuildResult", "build_variants", "variant_name"]
 
@@ -107,18 +125,18 @@ class BuildConfig(BaseModel):
         return formats
 
     @classmethod
-    def smoke(cls, **overrides: Any) -> "BuildConfig":
+    def smoke(cls, **overrides: Any) -> BuildConfig:
         """A tiny build for tests and `smoke=True` runs: one size per step, a few epochs."""
-        values: dict[str, Any] = dict(
-            synthetic_train_images=160, synthetic_val_images=24, detector_sizes=["n"],
-            detector_epochs={"n": 6}, detector_batch=8, classifier_sizes=["tiny"], classifier_epochs=3,
-            latency_batches=[1, 4], latency_threads=[1], calibration_images=16,
-        )
+        values: dict[str, Any] = {
+            "synthetic_train_images": 160, "synthetic_val_images": 24, "detector_sizes": ["n"],
+            "detector_epochs": {"n": 6}, "detector_batch": 8, "classifier_sizes": ["tiny"], "classifier_epochs": 3,
+            "latency_batches": [1, 4], "latency_threads": [1], "calibration_images": 16,
+        }
         values.update(overrides)
         return cls(**values)
 
     @model_validator(mode="after")
-    def _known_classifier_sizes(self) -> "BuildConfig":
+    def _known_classifier_sizes(self) -> BuildConfig:
         for size in self.classifier_sizes:
             if size not in CLASSIFIER_SIZES and size not in self.classifier_checkpoints:
                 raise VariantError("classifier size", size, choices=list(CLASSIFIER_SIZES),
@@ -267,7 +285,8 @@ class _Builder:
                 inputs=inputs, outputs=outputs, class_names=class_names, imgsz=imgsz,
                 dataset=dataset.describe(), training={**training, "fingerprint": fingerprint},
             )
-            manifest.accuracy = self.stages.time(f"accuracy {step}", lambda: measure(manifest, folder))
+            manifest.accuracy = self.stages.time(f"accuracy {step}",
+                                                 lambda m=manifest, f=folder: measure(m, f))
             manifest.write(folder)
             self.variants[names[fmt]] = str(folder)
             built.append(names[fmt])

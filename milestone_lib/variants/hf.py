@@ -19,7 +19,7 @@ from ..errors import VariantError
 from ..inference import preprocess_classifier
 from ..settings import configure_offline_environment
 
-__all__ = ["CLASSIFIER_SIZES", "ClassifierTraining", "train_classifier", "export_classifier_onnx"]
+__all__ = ["CLASSIFIER_SIZES", "ClassifierTraining", "export_classifier_onnx", "train_classifier"]
 
 # ResNet configs by size: (embedding size, hidden sizes, depths). Small enough to train on a CPU.
 CLASSIFIER_SIZES: dict[str, tuple[int, list[int], list[int]]] = {
@@ -63,7 +63,11 @@ class ClassifierTraining:
 
 def _build_model(training: ClassifierTraining, class_names: list[str]):  # -> PreTrainedModel
     configure_offline_environment()
-    from transformers import AutoModelForImageClassification, ResNetConfig, ResNetForImageClassification
+    from transformers import (
+        AutoModelForImageClassification,
+        ResNetConfig,
+        ResNetForImageClassification,
+    )
 
     labels = {"id2label": dict(enumerate(class_names)), "label2id": {n: i for i, n in enumerate(class_names)}}
     if training.checkpoint:
@@ -125,7 +129,7 @@ def train_classifier(dataset: YoloDataset, training: ClassifierTraining, out_dir
 class _LogitsOnly:
     """Wraps a transformers model so ONNX export sees one tensor out."""
 
-    def __new__(cls, model):  # noqa: D102 - a torch.nn.Module built lazily to keep torch imports local
+    def __new__(cls, model):
         import torch
 
         class Wrapper(torch.nn.Module):

@@ -11,15 +11,15 @@ on every variant alike and the fp32 / INT8 ratio holds.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..inference import load_runtime
 from .manifest import VariantManifest
 
-__all__ = ["measure_latency", "measure_latency_side_by_side", "latency_key"]
+__all__ = ["latency_key", "measure_latency", "measure_latency_side_by_side"]
 
 
 def latency_key(batch: int, threads: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,14 +16,14 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "MANIFEST_NAME",
-    "Step",
+    "FileEntry",
     "Format",
     "Precision",
+    "Step",
     "TensorSpec",
-    "FileEntry",
     "VariantManifest",
-    "sha256_file",
     "load_manifest",
+    "sha256_file",
 ]
 
 MANIFEST_NAME = "manifest.json"
@@ -69,7 +69,7 @@ class VariantManifest(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict, description="epochs, optimizer, source weights…")
     accuracy: dict[str, float] = Field(default_factory=dict, description="mAP50/mAP50-95 or top1, measured")
     latency_ms: dict[str, float] = Field(default_factory=dict, description="ms per image by batch and threads")
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def size_bytes(self) -> int:

@@ -11,13 +11,19 @@ shifts every box (mAP 0).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-__all__ = ["QUANTIZED_OPS", "RESNET_QUANTIZED_OPS", "YOLO_QUANTIZED_OPS", "static_quantized_ops",
-           "quantize_static_int8", "quantize_dynamic_int8"]
+__all__ = [
+    "QUANTIZED_OPS",
+    "RESNET_QUANTIZED_OPS",
+    "YOLO_QUANTIZED_OPS",
+    "quantize_dynamic_int8",
+    "quantize_static_int8",
+    "static_quantized_ops",
+]
 
 QUANTIZED_OPS = ["Conv", "Gemm", "MatMul"]
 RESNET_QUANTIZED_OPS = [*QUANTIZED_OPS, "Add", "Relu", "MaxPool", "GlobalAveragePool"]
@@ -74,7 +80,12 @@ def quantize_static_int8(model_path: Path, target: Path, calibration: list[np.nd
                          op_types: list[str] = QUANTIZED_OPS) -> Path:
     """Static INT8 (QDQ, per-channel) of the `op_types` nodes, calibrated on `calibration`: NCHW float32 batches."""
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     input_name = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     Path(target).parent.mkdir(parents=True, exist_ok=True)

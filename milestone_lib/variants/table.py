@@ -11,7 +11,7 @@ from .build import BuildResult
 from .latency import latency_key
 from .manifest import VariantManifest
 
-__all__ = ["variant_table", "pipeline_accuracy_table", "stage_table", "plot_accuracy_vs_latency"]
+__all__ = ["pipeline_accuracy_table", "plot_accuracy_vs_latency", "stage_table", "variant_table"]
 
 
 def _accuracy(manifest: VariantManifest) -> tuple[str, float]:

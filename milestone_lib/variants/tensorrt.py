@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import UnsupportedFormatError
 
-__all__ = ["tensorrt_unavailable_reason", "build_tensorrt_engine", "load_engine_runtime"]
+__all__ = ["build_tensorrt_engine", "load_engine_runtime", "tensorrt_unavailable_reason"]
 
 
 def tensorrt_unavailable_reason() -> str | None:
@@ -79,7 +79,7 @@ def _entropy_calibrator(trt, batches: list[np.ndarray], cache: Path):  # pragma:
         def get_batch_size(self) -> int:
             return int(batches[0].shape[0])
 
-        def get_batch(self, names):  # noqa: ARG002
+        def get_batch(self, names):
             batch = next(self._batches, None)
             if batch is None:
                 return None

@@ -15,7 +15,7 @@ from ..data.yolo import YoloDataset
 from ..errors import VariantError
 from ..settings import configure_offline_environment
 
-__all__ = ["DETECTOR_SIZES", "DetectorTraining", "train_detector", "export_detector_onnx", "count_parameters"]
+__all__ = ["DETECTOR_SIZES", "DetectorTraining", "count_parameters", "export_detector_onnx", "train_detector"]
 
 DETECTOR_SIZES = ("n", "s", "m", "l", "x")
 DETECTOR_CLASS_NAMES = ["object"]

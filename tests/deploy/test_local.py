@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from deploy_helpers import CLASSIFY, DETECT, assert_no_process_left, pipeline_spec
 
 from milestone_lib import loadgen
 from milestone_lib.deploy import LocalBackend, query_gateway_membership
 from milestone_lib.errors import DeploymentError
-
-from deploy_helpers import CLASSIFY, DETECT, assert_no_process_left, pipeline_spec
 
 pytestmark = pytest.mark.slow
 
@@ -116,11 +115,10 @@ def test_killed_replica_loses_no_request_silently(backend: LocalBackend, smoke_v
 
 def test_exception_inside_with_leaves_no_process(tmp_path: Path, smoke_variants) -> None:
     pids: list[int] = []
-    with pytest.raises(RuntimeError, match="boom"):
-        with LocalBackend(workdir=tmp_path) as backend:
-            backend.deploy(pipeline_spec(smoke_variants))
-            pids = backend.pids()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), LocalBackend(workdir=tmp_path) as backend:
+        backend.deploy(pipeline_spec(smoke_variants))
+        pids = backend.pids()
+        raise RuntimeError("boom")
     assert len(pids) == 3
     assert_no_process_left(pids)
     with pytest.raises(DeploymentError, match="nothing is deployed"):

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from milestone_lib.deploy import PipelineDeployment, StepDeployment, load_deployment, resolve_variant_folder
+from milestone_lib.deploy import (
+    PipelineDeployment,
+    StepDeployment,
+    load_deployment,
+    resolve_variant_folder,
+)
 from milestone_lib.deploy.local import CoreAllocator
 from milestone_lib.errors import DeploymentError
 from milestone_lib.settings import PROJECT_ROOT, ProjectSettings
@@ -75,7 +80,7 @@ def test_core_allocator_shares_only_when_it_must() -> None:
 
 
 def test_public_surface() -> None:
-    import milestone_lib.deploy as deploy
+    from milestone_lib import deploy
 
     assert sorted(deploy.__all__) == sorted(n for n in deploy.__all__ if hasattr(deploy, n))
     assert {"DeploymentBackend", "LocalBackend", "PipelineDeployment", "load_deployment"} <= set(deploy.__all__)

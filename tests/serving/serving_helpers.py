@@ -11,17 +11,15 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import numpy as np
-import pytest
 
 from milestone_lib.serving.protocol import grpc_channel_options, service_pb2_grpc
 from milestone_lib.settings import PROJECT_ROOT
-
 
 
 class ServerProcess:

@@ -12,11 +12,23 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from serving_helpers import free_port, sample_images, scrape, spawn, step_server_args, stub_for, write_endpoints
+from serving_helpers import (
+    free_port,
+    sample_images,
+    scrape,
+    spawn,
+    step_server_args,
+    stub_for,
+    write_endpoints,
+)
 
 from milestone_lib.inference import Classifier, Detector, cut_crops
 from milestone_lib.serving.balancer import ReplicaPool
-from milestone_lib.serving.protocol import decode_outputs, make_infer_request, read_parameters
+from milestone_lib.serving.protocol import (
+    decode_outputs,
+    make_infer_request,
+    read_parameters,
+)
 from milestone_lib.variants.manifest import load_manifest
 
 SERVER = "milestone_lib.serving.server"
@@ -92,7 +104,7 @@ def test_end_to_end_equals_in_process_detect_crop_classify_and_timings_add_up(pi
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
         found += len(got)
-        params = {k: list(v.values())[0] for k, v in result.get_response(as_json=True)["parameters"].items()}
+        params = {k: next(iter(v.values())) for k, v in result.get_response(as_json=True)["parameters"].items()}
         parts = [f"{step}_{part}_ms" for step in ("detect", "classify") for part in ("queue", "compute", "network")]
         parts_sum = sum(float(params[k]) for k in parts) + float(params["gateway_ms"])
         assert abs(parts_sum - float(params["total_ms"])) < 0.01

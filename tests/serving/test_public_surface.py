@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import milestone_lib.serving as serving
+from milestone_lib import serving
 
 
 def test_every_exported_name_resolves() -> None:

@@ -11,7 +11,14 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from serving_helpers import free_port, sample_images, scrape, spawn, step_server_args, stub_for
+from serving_helpers import (
+    free_port,
+    sample_images,
+    scrape,
+    spawn,
+    step_server_args,
+    stub_for,
+)
 
 from milestone_lib.inference import Classifier, Detector
 from milestone_lib.serving.protocol import (
