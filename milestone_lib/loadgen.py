@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_MAX_MESSAGE = 64 * 1024 * 1024
 _PROGRESS_AFTER_S = 5.0
 
 
@@ -285,8 +284,9 @@ class _Client:
             raise MilestoneError("no images to send; pass a non-empty list of uint8 (H, W, 3) arrays")
         from tritonclient.grpc import service_pb2_grpc
 
-        self.channel = grpc.aio.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", _MAX_MESSAGE), ("grpc.max_receive_message_length", _MAX_MESSAGE)])
+        from .serving.protocol import grpc_channel_options
+
+        self.channel = grpc.aio.insecure_channel(target, options=grpc_channel_options())
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.requests = [make_request(img, model=model, input_name=input_name) for img in images]
 

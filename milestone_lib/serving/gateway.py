@@ -57,6 +57,7 @@ from .protocol import (
     add_output,
     decode_inputs,
     decode_outputs,
+    grpc_channel_options,
     make_infer_request,
     map_errors,
     model_config_pb2,
@@ -246,10 +247,7 @@ class PipelineGateway:
         for step in STEPS:
             self.pools[step] = ReplicaPool(step, policy=self.policy, max_message_bytes=self.max_message_bytes)
         self.reload_endpoints()
-        self._server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", self.max_message_bytes),
-            ("grpc.max_send_message_length", self.max_message_bytes),
-        ])
+        self._server = grpc.aio.server(options=grpc_channel_options(self.max_message_bytes))
         service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(_GatewayServicer(self), self._server)
         bound = self._server.add_insecure_port(f"{host}:{port}")
         if bound == 0:
