@@ -19,7 +19,8 @@
      │    ├── ModelNotFoundError       -> NOT_FOUND
      │    ├── QueueFullError           -> RESOURCE_EXHAUSTED
      │    └── DeadlineExceededError    -> DEADLINE_EXCEEDED
-     └── DeploymentError         a deployment that cannot start, scale or stop
+     ├── DeploymentError         a deployment that cannot start, scale or stop
+     └── LoadGenError            a load run asked for something it cannot do (bad profile, option, trace)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "DeadlineExceededError",
     "DeploymentError",
     "InvalidInputError",
+    "LoadGenError",
     "MilestoneError",
     "ModelNotFoundError",
     "ObjectNotFoundError",
@@ -195,3 +197,7 @@ class DeadlineExceededError(ServingError):
 
 class DeploymentError(MilestoneError):
     """A deployment that cannot start, scale or stop."""
+
+
+class LoadGenError(MilestoneError):
+    """A load run asked for something it cannot do: a bad profile, option or trace file."""
