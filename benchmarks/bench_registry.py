@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from milestone_lib.contracts import TensorSpec, VariantManifest
 from milestone_lib.registry import ModelRegistry
 from milestone_lib.registry_server import (
     free_port,
@@ -26,7 +27,6 @@ from milestone_lib.registry_server import (
     with_local_credentials,
 )
 from milestone_lib.settings import RegistrySettings
-from milestone_lib.variants.manifest import TensorSpec, VariantManifest
 
 TARGET_S = 2.0
 

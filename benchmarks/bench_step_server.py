@@ -41,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from milestone_lib.contracts import TensorSpec, VariantManifest
 from milestone_lib.serving.protocol import (
     decode_outputs,
     grpc_channel_options,
@@ -49,7 +50,6 @@ from milestone_lib.serving.protocol import (
     service_pb2_grpc,
 )
 from milestone_lib.settings import ProjectSettings
-from milestone_lib.variants.manifest import TensorSpec, VariantManifest
 
 CACHE = ProjectSettings().cache_dir
 MLSERVER_VENV = CACHE / "mlserver-venv"

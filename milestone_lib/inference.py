@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .contracts import VariantManifest
 from .errors import InvalidInputError, UnsupportedFormatError
-from .variants.manifest import VariantManifest
 
 __all__ = [
     "CLASSIFIER_MEAN",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .contracts import STEPS
 from .errors import MilestoneError
 from .settings import configure_offline_environment
 
@@ -29,7 +30,6 @@ __all__ = [
     "timing_residuals",
 ]
 
-STEPS = ("detect", "classify")
 PARTS = ("queue", "compute", "network")
 _ROWS = ("client", "gateway", *STEPS)
 

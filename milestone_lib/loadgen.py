@@ -173,7 +173,7 @@ def load_images(dataset_yaml: str | Path | None = None, *, variant_folder: str |
     if dataset_yaml is None:
         if variant_folder is None:
             raise MilestoneError("pass `dataset_yaml` or the `variant_folder` whose dataset to send")
-        from .variants.manifest import load_manifest
+        from .contracts import load_manifest
 
         dataset_yaml = load_manifest(Path(variant_folder)).dataset.get("yaml")
         if not dataset_yaml:

@@ -20,6 +20,7 @@ import psutil
 import pytest
 from pydantic import SecretStr
 
+from milestone_lib.contracts import TensorSpec, VariantManifest
 from milestone_lib.registry import ModelRegistry
 from milestone_lib.registry_server import (
     free_port,
@@ -28,7 +29,6 @@ from milestone_lib.registry_server import (
     with_local_credentials,
 )
 from milestone_lib.settings import RegistrySettings
-from milestone_lib.variants.manifest import TensorSpec, VariantManifest
 
 __all__ = ["local_registry_settings", "make_variant", "registry", "registry_env", "registry_server", "variant_factory"]
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from milestone_lib.accuracy import coco_map, detector_map, load_val_images
+from milestone_lib.contracts import load_manifest
 from milestone_lib.data.yolo import load_dataset
 from milestone_lib.inference import Detector
 from milestone_lib.settings import configure_offline_environment
-from milestone_lib.variants.manifest import load_manifest
 
 
 def test_coco_map_of_perfect_and_shifted_predictions() -> None:

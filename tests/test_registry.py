@@ -21,6 +21,7 @@ import pytest
 from pydantic import SecretStr
 
 import milestone_lib.registry as registry_module
+from milestone_lib.contracts import MANIFEST_NAME, load_manifest, sha256_file
 from milestone_lib.errors import (
     BucketMissingError,
     ChecksumMismatchError,
@@ -49,7 +50,6 @@ from milestone_lib.registry_server import (
     stop_server,
 )
 from milestone_lib.settings import RegistrySettings
-from milestone_lib.variants.manifest import MANIFEST_NAME, load_manifest, sha256_file
 
 pytest_plugins = ["tests.registry_fixtures"]
 pytest.register_assert_rewrite("tests.registry_fixtures")

@@ -21,8 +21,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..contracts import MANIFEST_NAME, STEPS, Step
 from ..errors import DeploymentError
-from ..variants.manifest import MANIFEST_NAME, Step
 
 __all__ = [
     "STEPS",
@@ -34,7 +34,6 @@ __all__ = [
     "load_deployment",
 ]
 
-STEPS: tuple[Step, ...] = ("detect", "classify")
 BUILD_HINT = "run notebooks/01_build_variants.ipynb (or `make variants`) to build it first"
 
 

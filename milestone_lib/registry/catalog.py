@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from ..contracts import MANIFEST_NAME, STEPS, VariantManifest
 from ..errors import RegistryError, VariantNotFoundError
-from ..variants.manifest import MANIFEST_NAME, VariantManifest
-from .layout import STEPS, VERSION_RE, check_name, variant_prefix
+from .layout import VERSION_RE, check_name, variant_prefix
 from .records import VariantVersion, VersionScan
 from .store import S3Store
 

@@ -20,6 +20,7 @@ import pandas as pd
 from minio.deleteobjects import DeleteObject
 from pydantic import ValidationError
 
+from ..contracts import MANIFEST_NAME, FileEntry, VariantManifest, sha256_file
 from ..errors import (
     ChecksumMismatchError,
     RegistryCredentialsError,
@@ -28,7 +29,6 @@ from ..errors import (
 )
 from ..registry_server import is_local_endpoint, mask_key, start_server
 from ..settings import ProjectSettings, RegistrySettings
-from ..variants.manifest import MANIFEST_NAME, FileEntry, VariantManifest, sha256_file
 from .catalog import VariantCatalog
 from .layout import BUILD_NOTEBOOK, check_name, check_relative, new_version_id
 from .records import PulledVariant, PushedVariant

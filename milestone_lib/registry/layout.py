@@ -10,15 +10,13 @@ import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import get_args
 
+from ..contracts import MANIFEST_NAME
 from ..errors import RegistryError
-from ..variants.manifest import MANIFEST_NAME, Step
 
 BUILD_NOTEBOOK = "notebooks/01_build_variants.ipynb"
 VERSION_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-STEPS: tuple[str, ...] = get_args(Step)
 
 
 def new_version_id(now: datetime | None = None) -> str:

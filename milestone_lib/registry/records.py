@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from minio.datatypes import Object
 
-from ..variants.manifest import MANIFEST_NAME, VariantManifest
+from ..contracts import MANIFEST_NAME, VariantManifest
 
 
 @dataclass(frozen=True)

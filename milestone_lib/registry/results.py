@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 from minio.datatypes import Object
 
+from ..contracts import sha256_file
 from ..errors import ObjectNotFoundError, RegistryError
-from ..variants.manifest import sha256_file
 from .layout import check_name, new_version_id
 from .records import StoredObject
 from .store import SHA256_META, S3Store

@@ -48,6 +48,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from ..contracts import STEPS
 from ..errors import InvalidInputError, ModelNotFoundError, ServingError
 from ..inference import cut_crops
 from .balancer import POLICIES, Policy, Replica, ReplicaPool
@@ -72,7 +73,6 @@ __all__ = ["PIPELINE_MODEL", "PipelineGateway", "StepFailedError", "main", "read
 
 log = logging.getLogger(__name__)
 PIPELINE_MODEL = "pipeline"
-STEPS = ("detect", "classify")
 _COMPUTE_KEYS = ("preprocess_ms", "inference_ms", "postprocess_ms")
 
 

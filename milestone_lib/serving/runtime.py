@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contracts import VariantManifest, load_manifest
 from ..errors import InvalidInputError
 from ..inference import (
     Classifier,
@@ -29,7 +30,6 @@ from ..inference import (
     preprocess_detector,
     softmax,
 )
-from ..variants.manifest import VariantManifest, load_manifest
 from .protocol import DATATYPES
 
 __all__ = ["ClassifyModel", "DetectModel", "RawTensorModel", "StepModel", "TensorInfo", "load_step_model"]

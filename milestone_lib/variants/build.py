@@ -32,6 +32,7 @@ from ..accuracy import (
     pipeline_map,
     serving_detections,
 )
+from ..contracts import TensorSpec, VariantManifest, load_manifest
 from ..data.crops import collect_crops
 from ..data.synthetic import SyntheticSpec, generate_synthetic_dataset
 from ..data.yolo import YoloDataset, load_dataset, read_image
@@ -45,7 +46,6 @@ from .hf import (
     train_classifier,
 )
 from .latency import measure_latency_side_by_side
-from .manifest import TensorSpec, VariantManifest, load_manifest
 from .quantize import (
     QUANTIZED_OPS,
     quantize_dynamic_int8,

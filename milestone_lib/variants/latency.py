@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contracts import VariantManifest
 from ..inference import load_runtime
-from .manifest import VariantManifest
 
 __all__ = ["latency_key", "measure_latency", "measure_latency_side_by_side"]
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..contracts import VariantManifest
 from ..settings import configure_offline_environment
 from .build import BuildResult
 from .latency import latency_key
-from .manifest import VariantManifest
 
 __all__ = ["pipeline_accuracy_table", "plot_accuracy_vs_latency", "stage_table", "variant_table"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from milestone_lib.variants.manifest import TensorSpec, VariantManifest
+from milestone_lib.contracts import TensorSpec, VariantManifest
 
 
 class TinyYolo(nn.Module):

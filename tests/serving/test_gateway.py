@@ -22,6 +22,7 @@ from serving_helpers import (
     write_endpoints,
 )
 
+from milestone_lib.contracts import load_manifest
 from milestone_lib.inference import Classifier, Detector, cut_crops
 from milestone_lib.serving.balancer import ReplicaPool
 from milestone_lib.serving.protocol import (
@@ -29,7 +30,6 @@ from milestone_lib.serving.protocol import (
     make_infer_request,
     read_parameters,
 )
-from milestone_lib.variants.manifest import load_manifest
 
 SERVER = "milestone_lib.serving.server"
 GATEWAY = "milestone_lib.serving.gateway"

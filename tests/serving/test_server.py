@@ -20,6 +20,7 @@ from serving_helpers import (
     stub_for,
 )
 
+from milestone_lib.contracts import load_manifest
 from milestone_lib.inference import Classifier, Detector
 from milestone_lib.serving.protocol import (
     decode_outputs,
@@ -29,7 +30,6 @@ from milestone_lib.serving.protocol import (
     service_pb2,
     service_pb2_grpc,
 )
-from milestone_lib.variants.manifest import load_manifest
 
 pytestmark = pytest.mark.slow
 SERVER = "milestone_lib.serving.server"

@@ -11,10 +11,10 @@ import tritonclient.grpc as triton
 import tritonclient.utils.shared_memory as triton_shm
 from serving_helpers import spawn, step_server_args
 
+from milestone_lib.contracts import load_manifest
 from milestone_lib.errors import RegionExistsError, SharedMemoryError
 from milestone_lib.inference import Classifier
 from milestone_lib.serving.shared_memory import SHM_DIR, SharedMemoryRegions
-from milestone_lib.variants.manifest import load_manifest
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import numpy as np
 import onnx
 import pytest
 
+from milestone_lib.contracts import VariantManifest, load_manifest, sha256_file
 from milestone_lib.errors import UnsupportedFormatError, VariantError
 from milestone_lib.inference import load_runtime
 from milestone_lib.variants.build import BuildConfig, BuildResult, build_variants
-from milestone_lib.variants.manifest import VariantManifest, load_manifest, sha256_file
 from milestone_lib.variants.quantize import static_quantized_ops
 from milestone_lib.variants.table import pipeline_accuracy_table, variant_table
 from milestone_lib.variants.tensorrt import tensorrt_unavailable_reason

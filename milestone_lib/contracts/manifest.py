@@ -14,12 +14,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..files import atomic_write_text
+from .steps import Step
+
 __all__ = [
     "MANIFEST_NAME",
     "FileEntry",
     "Format",
     "Precision",
-    "Step",
     "TensorSpec",
     "VariantManifest",
     "load_manifest",
@@ -28,7 +30,6 @@ __all__ = [
 
 MANIFEST_NAME = "manifest.json"
 
-Step = Literal["detect", "classify"]
 Format = Literal["pytorch", "onnx", "tensorrt"]
 Precision = Literal["fp32", "fp16", "int8-static", "int8-dynamic"]
 
@@ -85,11 +86,9 @@ class VariantManifest(BaseModel):
         return hashlib.sha256(joined.encode()).hexdigest()
 
     def write(self, folder: Path) -> Path:
-        path = Path(folder) / MANIFEST_NAME
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        tmp.replace(path)  # atomic: a reader never sees a half manifest
-        return path
+        # Atomic, so a server or a registry push never reads half a manifest; 0o644 as a plain
+        # write would leave it (a temp file starts at 0o600), so a container's user can read it.
+        return atomic_write_text(Path(folder) / MANIFEST_NAME, self.model_dump_json(indent=2), mode=0o644)
 
     @classmethod
     def describe_files(cls, folder: Path, artifact: str) -> list[FileEntry]:
