@@ -74,6 +74,9 @@ class RegistrySettings(BaseSettings):
     """Git-ignored file holding the local server's generated credentials."""
     timeout_s: float = Field(default=10.0, gt=0)
     """Connect/read timeout towards the server."""
+    local_port: int = Field(default=8333, ge=1, le=65535)
+    """Port this checkout's local server takes when MILESTONE_REGISTRY_ENDPOINT is not set; when another
+    process holds it, the server takes a free port and records it in `data_dir/server.json`."""
 
 
 def configure_offline_environment(settings: ProjectSettings | None = None) -> None:
