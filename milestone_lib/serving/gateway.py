@@ -16,15 +16,11 @@ on another replica; any other step error (RESOURCE_EXHAUSTED when a step refuses
 INVALID_ARGUMENT, ...) comes back to the caller with its code, naming the step and replica.
 The caller's deadline is passed on to each step call (with no deadline: `--step-timeout-s`).
 
-Membership: `--endpoints FILE` holds `{"detect": ["host:port", ...], "classify": [...]}`; the
-gateway polls its mtime every 0.2 s and applies a change without dropping requests (a removed
-replica takes no new request, its in-flight ones finish). Write the file atomically (write a
-temporary file, then rename); a file that does not parse is logged and ignored until it changes.
-The membership in force is queryable:
-- `ModelConfig("pipeline")` -> `config.parameters["endpoints"].string_value` is the JSON
-  `{"detect": [...], "classify": [...]}` in force and `parameters["generation"]` counts the
-  reloads (tritonclient: `client.get_model_config("pipeline", as_json=True)["config"]["parameters"]`);
-- each change is also logged to stderr as one line `MEMBERSHIP {"generation": n, "detect": [...], "classify": [...]}`.
+Membership: `--endpoints FILE` (`serving/membership.py` holds the whole contract: write, watch,
+query); the gateway polls it every `--poll-s` and applies a change without dropping requests (a
+removed replica takes no new request, its in-flight ones finish); a file that does not parse is
+logged and ignored until it changes. `ModelConfig("pipeline")` reports the membership in force and
+its `generation`; each change is also logged to stderr as `MEMBERSHIP {"generation": n, ...}`.
 ServerReady / ModelReady("pipeline") are true while both steps have at least one replica.
 
 CLI:
@@ -39,30 +35,26 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 import numpy as np
 
-from ..contracts import STEPS
-from ..errors import InvalidInputError, ModelNotFoundError, ServingError
+from ..errors import InvalidInputError, ServingError
 from ..inference import cut_crops
 from .balancer import POLICIES, Policy, Replica, ReplicaPool
+from .gateway_servicer import GatewayServicer
+from .gateway_steps import StepCall, StepFailedError, call_step
+from .membership import PIPELINE_MODEL, STEPS, EndpointsWatcher, read_endpoints
 from .metrics import GatewayMetrics, start_metrics_server
 from .protocol import (
     MAX_MESSAGE_BYTES,
     add_output,
     decode_inputs,
-    decode_outputs,
     grpc_channel_options,
     make_infer_request,
-    map_errors,
-    model_config_pb2,
-    read_parameters,
     service_pb2,
     service_pb2_grpc,
     set_parameters,
@@ -72,107 +64,6 @@ from .service import run_service, serve_until_signal, service_parser
 __all__ = ["PIPELINE_MODEL", "PipelineGateway", "StepFailedError", "main", "read_endpoints", "serve_gateway"]
 
 log = logging.getLogger(__name__)
-PIPELINE_MODEL = "pipeline"
-_COMPUTE_KEYS = ("preprocess_ms", "inference_ms", "postprocess_ms")
-
-
-class StepFailedError(ServingError):
-    """A step call that failed with a gRPC status; `code` is that status, passed on to the caller."""
-
-    def __init__(self, step: str, address: str, code: grpc.StatusCode, details: str | None) -> None:
-        self.code = code.name  # type: ignore[misc]  # instance-level: the step's own status
-        self.step = step
-        self.address = address
-        super().__init__(f"step '{step}' (replica {address}) answered {code.name}: {details}")
-
-
-def read_endpoints(path: Path) -> dict[str, list[str]]:
-    """Parse an endpoints file; raises ValueError naming the problem."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict):
-        # ValueError, not TypeError: the CLI turns ValueError into one `error:` line and exit 2.
-        raise ValueError(f"endpoints file '{path}' holds {type(data).__name__}, not an object")  # noqa: TRY004
-    out: dict[str, list[str]] = {}
-    for step in STEPS:
-        addresses = data.get(step, [])
-        if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a for a in addresses):
-            raise ValueError(f"endpoints file '{path}': '{step}' must be a list of 'host:port' strings")
-        out[step] = addresses
-    return out
-
-
-class _StepCall:
-    """Outcome of one step call: outputs, the server-reported times, the round trip."""
-
-    def __init__(self, outputs: dict[str, np.ndarray], parameters: dict, round_trip_ms: float, replica: str) -> None:
-        self.outputs = outputs
-        self.replica = replica
-        self.round_trip_ms = round_trip_ms
-        self.queue_ms = float(parameters.get("queue_ms", 0.0))  # type: ignore[arg-type]
-        self.compute_ms = sum(float(parameters.get(k, 0.0)) for k in _COMPUTE_KEYS)  # type: ignore[arg-type]
-
-    @property
-    def network_ms(self) -> float:
-        return self.round_trip_ms - self.queue_ms - self.compute_ms
-
-
-class _GatewayServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, owner: PipelineGateway) -> None:
-        self.owner = owner
-
-    @staticmethod
-    def _check_model(name: str) -> None:
-        if name != PIPELINE_MODEL:
-            raise ModelNotFoundError(f"model '{name}' is not served here; the gateway serves '{PIPELINE_MODEL}'")
-
-    async def ServerLive(self, request, context):
-        return service_pb2.ServerLiveResponse(live=True)
-
-    async def ServerReady(self, request, context):
-        return service_pb2.ServerReadyResponse(ready=self.owner.ready)
-
-    async def ModelReady(self, request, context):
-        return service_pb2.ModelReadyResponse(ready=self.owner.ready and request.name == PIPELINE_MODEL)
-
-    async def ServerMetadata(self, request, context):
-        return service_pb2.ServerMetadataResponse(name="milestone-pipeline-gateway", version="1", extensions=[])
-
-    @map_errors
-    async def ModelMetadata(self, request, context):
-        self._check_model(request.name)
-        response = service_pb2.ModelMetadataResponse(name=PIPELINE_MODEL, versions=["1"], platform="ensemble")
-        response.inputs.add(name="IMAGE", datatype="UINT8", shape=[1, -1, -1, 3])
-        response.outputs.add(name="DETECTIONS", datatype="FP32", shape=[-1, 6])
-        return response
-
-    @map_errors
-    async def ModelConfig(self, request, context):
-        self._check_model(request.name)
-        config = model_config_pb2.ModelConfig(name=PIPELINE_MODEL, platform="ensemble")
-        config.parameters["endpoints"].string_value = json.dumps(self.owner.membership)
-        config.parameters["generation"].string_value = str(self.owner.generation)
-        config.parameters["policy"].string_value = self.owner.policy
-        return service_pb2.ModelConfigResponse(config=config)
-
-    @map_errors
-    async def ModelInfer(self, request, context):
-        started = time.perf_counter()
-        metrics = self.owner.metrics
-        try:
-            self._check_model(request.model_name)
-            response = await self.owner.infer(request, context.time_remaining(), started)
-        except ServingError as exc:
-            metrics.requests.labels(exc.code.lower()).inc()
-            raise
-        except asyncio.CancelledError:
-            metrics.requests.labels("cancelled").inc()
-            raise
-        except Exception:
-            metrics.requests.labels("internal").inc()
-            raise
-        metrics.requests.labels("ok").inc()
-        metrics.latency.observe(time.perf_counter() - started)
-        return response
 
 
 class PipelineGateway:
@@ -197,7 +88,7 @@ class PipelineGateway:
         self.max_message_bytes = max_message_bytes
         self.pools: dict[str, ReplicaPool] = {}
         self.generation = 0
-        self._stamp: tuple[int, int] | None = None
+        self._endpoints = EndpointsWatcher(self.endpoints_file)
         self._watcher: asyncio.Task | None = None
         self._server: grpc.aio.Server | None = None
         self.address: str | None = None
@@ -213,20 +104,9 @@ class PipelineGateway:
 
     def reload_endpoints(self) -> bool:
         """Apply the endpoints file if it changed since the last good read; True when applied."""
-        try:
-            stat = os.stat(self.endpoints_file)
-        except FileNotFoundError:
-            return False  # keep the membership in force; the deployer may be replacing the file
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self._stamp:
+        endpoints = self._endpoints.poll()
+        if endpoints is None:
             return False
-        try:
-            endpoints = read_endpoints(self.endpoints_file)
-        except (OSError, ValueError) as exc:
-            log.warning("endpoints file not applied: %s", exc)
-            self._stamp = stamp  # retried once the file changes again
-            return False
-        self._stamp = stamp
         for step in STEPS:
             self.pools[step].update(endpoints[step])
             self.metrics.replicas.labels(step).set(len(endpoints[step]))
@@ -248,7 +128,7 @@ class PipelineGateway:
             self.pools[step] = ReplicaPool(step, policy=self.policy, max_message_bytes=self.max_message_bytes)
         self.reload_endpoints()
         self._server = grpc.aio.server(options=grpc_channel_options(self.max_message_bytes))
-        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(_GatewayServicer(self), self._server)
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(GatewayServicer(self), self._server)
         bound = self._server.add_insecure_port(f"{host}:{port}")
         if bound == 0:
             raise OSError(f"cannot bind {host}:{port}")
@@ -283,9 +163,9 @@ class PipelineGateway:
         async def detect_request(replica: Replica) -> service_pb2.ModelInferRequest:
             return make_infer_request("detect", {"IMAGES": image}, request_id=request.id)
 
-        detect = await self._call("detect", detect_request, deadline)
+        detect = await call_step(self.pools["detect"], self.metrics, detect_request, deadline)
         detections = detect.outputs["DETECTIONS"]
-        classify: _StepCall | None = None
+        classify: StepCall | None = None
         result = np.zeros((0, 6), dtype=np.float32)
         if len(detections):
             loop = asyncio.get_running_loop()
@@ -295,7 +175,7 @@ class PipelineGateway:
                 crops = await loop.run_in_executor(None, cut_crops, image[0], detections, size)
                 return make_infer_request("classify", {"CROPS": crops}, request_id=request.id)
 
-            classify = await self._call("classify", classify_request, deadline)
+            classify = await call_step(self.pools["classify"], self.metrics, classify_request, deadline)
             probabilities = classify.outputs["PROBABILITIES"]
             classes = probabilities.argmax(axis=1)
             result = detections.copy()
@@ -330,46 +210,6 @@ class PipelineGateway:
                                    "serve a classify variant there without --raw-tensors")
             replica.metadata["imgsz"] = int(crops.shape[1])
         return int(replica.metadata["imgsz"])  # type: ignore[arg-type]
-
-    async def _call(self, step: str, build: Callable[[Replica], Awaitable[service_pb2.ModelInferRequest]],
-                    deadline: float) -> _StepCall:
-        """Call a replica of `step`; on UNAVAILABLE retry once on another; other errors pass through."""
-        pool = self.pools[step]
-        tried: list[Replica] = []
-        round_trip_ms = 0.0  # the calls themselves, retries included; building requests is gateway time
-        while True:
-            replica = pool.pick(exclude=tuple(tried))
-            tried.append(replica)
-            with pool.track(replica):
-                self.metrics.outstanding.labels(step, replica.address).set(replica.outstanding)
-                sent: float | None = None
-                try:
-                    request = await build(replica)
-                    sent = time.perf_counter()
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise StepFailedError(step, replica.address, grpc.StatusCode.DEADLINE_EXCEEDED,
-                                              "the caller's deadline passed before the call")
-                    response = await replica.stub.ModelInfer(request, timeout=remaining)
-                except grpc.aio.AioRpcError as exc:
-                    if sent is not None:
-                        round_trip_ms += 1000 * (time.perf_counter() - sent)
-                    others = [r for r in pool.replicas if r not in tried]
-                    if exc.code() == grpc.StatusCode.UNAVAILABLE and len(tried) < 2 and others:
-                        pool.mark_down(replica)
-                        self.metrics.retries.labels(step).inc()
-                        log.warning("%s replica %s unavailable (%s); retrying on another", step, replica.address,
-                                    exc.details())
-                        continue
-                    if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                        pool.mark_down(replica)
-                    raise StepFailedError(step, replica.address, exc.code(), exc.details()) from None
-                finally:
-                    self.metrics.outstanding.labels(step, replica.address).set(replica.outstanding - 1)
-            round_trip_ms += 1000 * (time.perf_counter() - sent)  # type: ignore[operator]
-            self.metrics.step_latency.labels(step).observe(round_trip_ms / 1000)
-            return _StepCall(decode_outputs(response), read_parameters(response.parameters), round_trip_ms,
-                             replica.address)
 
 
 async def serve_gateway(endpoints_file: Path, *, host: str = "127.0.0.1", port: int = 0, grace: float = 5.0,
