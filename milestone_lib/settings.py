@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PROJECT_ROOT", "ProjectSettings", "RegistrySettings", "configure_offline_environment"]
+__all__ = ["PROJECT_ROOT", "ProjectSettings", "RegistrySettings", "configure_offline_environment", "run_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +27,10 @@ class ProjectSettings(BaseSettings):
     """Tables and plots that the notebooks write."""
     cache_dir: Path = PROJECT_ROOT / ".cache"
     """Config and cache folders of third-party tools (ultralytics, matplotlib)."""
+    smoke_artifacts_dir: Path | None = None
+    """Datasets and variants of smoke runs; None = `<artifacts_dir>/smoke`, so a smoke build never replaces a full one."""
+    smoke_reports_dir: Path | None = None
+    """Tables and plots of smoke runs; None = `<reports_dir>/smoke`, so a smoke run never overwrites a full one."""
 
     @property
     def datasets_dir(self) -> Path:
@@ -101,3 +105,18 @@ def configure_offline_environment(settings: ProjectSettings | None = None) -> No
         os.environ.setdefault(key, value)
     for key in ("YOLO_CONFIG_DIR", "MPLCONFIGDIR"):
         Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
+
+
+def run_settings(*, smoke: bool, settings: ProjectSettings | None = None) -> ProjectSettings:
+    """The settings a run uses: unchanged for a full run; a smoke run's artifacts and reports folders.
+
+    Smoke runs build the same variant names with tiny parameters, so they get folders of their own.
+    """
+    settings = settings or ProjectSettings()
+    if not smoke:
+        return settings
+    artifacts = settings.smoke_artifacts_dir or settings.artifacts_dir / "smoke"
+    reports = settings.smoke_reports_dir or settings.reports_dir / "smoke"
+    # The smoke fields point at themselves, so applying this twice does not nest `smoke/smoke`.
+    return settings.model_copy(update={"artifacts_dir": artifacts, "reports_dir": reports,
+                                       "smoke_artifacts_dir": artifacts, "smoke_reports_dir": reports})
