@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.crops import collect_crops
+from .data.geometry import cut_crops
 from .data.yolo import YoloDataset, read_image
-from .inference import Classifier, Detector, cut_crops
+from .inference import Classifier, Detector
 
 __all__ = [
     "EVAL_CONF_THRESHOLD",

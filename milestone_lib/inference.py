@@ -1,36 +1,37 @@
 """The inference path shared by accuracy measurement and the step servers.
 
-Transport-free: pre-processing, a model runtime (ONNX Runtime, PyTorch or TensorRT), and
-post-processing (YOLO decode + NMS, crop cutting, softmax). Measuring accuracy through these
-same functions is what makes the measured accuracy the served accuracy.
+Transport-free: pre-processing, a model runtime (`milestone_lib.runtimes`), post-processing
+(YOLO decode + NMS, softmax). Measuring accuracy through these same objects is what makes the
+measured accuracy the served accuracy.
 
 Images are uint8 RGB arrays of shape (H, W, 3); detections are float32 arrays of shape (K, 6):
 x1, y1, x2, y2 (pixels of the original image), score, class id.
+
+`Detector` and `Classifier` are called plainly (accuracy) or through `timed` (the step servers),
+which returns the same outputs and how long each stage took.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from .contracts import VariantManifest
-from .errors import InvalidInputError, UnsupportedFormatError
+from .data.geometry import Letterbox, letterbox, resize_image, unletterbox_boxes
+from .errors import InvalidInputError
+from .runtimes import load_runtime
 
 __all__ = [
     "CLASSIFIER_MEAN",
     "CLASSIFIER_STD",
     "Classifier",
     "Detector",
-    "Letterbox",
-    "ModelRuntime",
-    "cut_crops",
+    "StageTimes",
     "decode_yolo",
-    "letterbox",
-    "load_runtime",
     "nms",
     "preprocess_classifier",
     "preprocess_detector",
@@ -39,47 +40,25 @@ __all__ = [
 
 CLASSIFIER_MEAN = np.array([0.5, 0.5, 0.5], dtype=np.float32)
 CLASSIFIER_STD = np.array([0.5, 0.5, 0.5], dtype=np.float32)
-_PAD_VALUE = 114
 
 
 @dataclass(frozen=True)
-class Letterbox:
-    """How an image was scaled and padded into the square network input."""
+class StageTimes:
+    """Milliseconds spent in each stage of one call; the step servers report these names as they are."""
 
-    scale: float
-    pad_x: float
-    pad_y: float
-    height: int
-    width: int
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
 
-
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    import cv2  # opencv comes with ultralytics; imported lazily to keep module import cheap
-
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    interp = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interp)
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """Scale the image to fit `size`×`size` keeping its aspect ratio, pad the rest (as ultralytics does)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InvalidInputError(
-            f"image of shape {image.shape} and dtype {image.dtype} is not an RGB uint8 array (H, W, 3); "
-            "send UINT8 images shaped [H, W, 3]"
-        )
-    height, width = image.shape[:2]
-    if height == 0 or width == 0:
-        raise InvalidInputError(f"image of shape {image.shape} is empty; send a non-empty image")
-    scale = min(size / height, size / width)
-    new_w, new_h = round(width * scale), round(height * scale)
-    resized = _resize(image, new_w, new_h)
-    pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
-    canvas = np.full((size, size, 3), _PAD_VALUE, dtype=np.uint8)
-    top, left = round(pad_y - 0.1), round(pad_x - 0.1)
-    canvas[top : top + new_h, left : left + new_w] = resized
-    return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top, height=height, width=width)
+_NO_TIME = StageTimes(0.0, 0.0, 0.0)
+
+
+def _ms(start: float, end: float) -> float:
+    return 1000.0 * (end - start)
 
 
 def preprocess_detector(images: Sequence[np.ndarray], size: int) -> tuple[np.ndarray, list[Letterbox]]:
@@ -129,30 +108,11 @@ def decode_yolo(
         xyxy[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
         # Offsetting boxes by class keeps NMS per class in one call (ultralytics does the same).
         keep = nms(xyxy + class_ids[:, None] * 4096.0, scores, iou_threshold)[:max_detections]
-        xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
-        xyxy[:, [0, 2]] = (xyxy[:, [0, 2]] - box.pad_x) / box.scale
-        xyxy[:, [1, 3]] = (xyxy[:, [1, 3]] - box.pad_y) / box.scale
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, box.width)
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, box.height)
+        xyxy, scores, class_ids = unletterbox_boxes(xyxy[keep], box), scores[keep], class_ids[keep]
         results.append(
             np.concatenate([xyxy, scores[:, None], class_ids[:, None]], axis=1).astype(np.float32)
         )
     return results
-
-
-def cut_crops(image: np.ndarray, detections: np.ndarray, size: int) -> np.ndarray:
-    """Cut each detected box out of the image and resize it to `size`×`size`; (K, size, size, 3) uint8."""
-    crops = []
-    height, width = image.shape[:2]
-    for x1, y1, x2, y2 in detections[:, :4]:
-        # Clamped inside the image: a degenerate box on the right/bottom edge still gives a 1-pixel crop.
-        left, top = int(min(max(0, np.floor(x1)), width - 1)), int(min(max(0, np.floor(y1)), height - 1))
-        right, bottom = int(min(width, np.ceil(x2))), int(min(height, np.ceil(y2)))
-        right, bottom = max(right, left + 1), max(bottom, top + 1)
-        crops.append(_resize(np.ascontiguousarray(image[top:bottom, left:right]), size, size))
-    if not crops:
-        return np.zeros((0, size, size, 3), dtype=np.uint8)
-    return np.stack(crops)
 
 
 def preprocess_classifier(crops: np.ndarray, size: int) -> np.ndarray:
@@ -163,7 +123,8 @@ def preprocess_classifier(crops: np.ndarray, size: int) -> np.ndarray:
             "send a batch of RGB crops"
         )
     if crops.shape[1] != size or crops.shape[2] != size:
-        crops = np.stack([_resize(c, size, size) for c in crops]) if len(crops) else crops.reshape(0, size, size, 3)
+        crops = (np.stack([resize_image(c, size, size) for c in crops]) if len(crops)
+                 else crops.reshape(0, size, size, 3))
     batch = (crops.astype(np.float32) / 255.0 - CLASSIFIER_MEAN) / CLASSIFIER_STD
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
@@ -172,80 +133,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
-
-
-class ModelRuntime(Protocol):
-    """Runs a float32 NCHW batch through a model and returns its first output."""
-
-    def run(self, batch: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass
-class _OnnxRuntime:
-    path: Path
-    threads: int
-    session: object = field(init=False)
-    input_name: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name  # type: ignore[attr-defined]
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0]  # type: ignore[attr-defined]
-
-
-@dataclass
-class _TorchRuntime:
-    module: object
-    threads: int
-    hf: bool
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        torch.set_num_threads(self.threads)
-        with torch.inference_mode():
-            out = self.module(torch.from_numpy(batch))  # type: ignore[operator]
-        if self.hf:
-            out = out.logits
-        elif isinstance(out, (tuple, list)):
-            out = out[0]
-        return out.float().numpy()
-
-
-def load_runtime(manifest: VariantManifest, folder: Path, *, threads: int = 1) -> ModelRuntime:
-    """Open the variant's artifact with the runtime its format needs."""
-    artifact = Path(folder) / manifest.artifact
-    if manifest.format == "onnx":
-        return _OnnxRuntime(artifact, threads)
-    if manifest.format == "pytorch":
-        import torch
-
-        torch.set_num_threads(threads)
-        if manifest.step == "detect":
-            from .settings import configure_offline_environment
-
-            configure_offline_environment()
-            from ultralytics import YOLO
-
-            module = YOLO(str(artifact)).model.float().eval()
-            return _TorchRuntime(module, threads, hf=False)
-        from transformers import AutoModelForImageClassification
-
-        module = AutoModelForImageClassification.from_pretrained(str(artifact)).eval()
-        return _TorchRuntime(module, threads, hf=True)
-    if manifest.format == "tensorrt":
-        from .variants.tensorrt import load_engine_runtime
-
-        return load_engine_runtime(artifact)
-    raise UnsupportedFormatError(manifest.format, "no runtime is known for it")
 
 
 class Detector:
@@ -259,11 +146,20 @@ class Detector:
         self.iou_threshold = iou_threshold
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.timed(images)[0]
+
+    def timed(self, images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], StageTimes]:
+        """Detections per image, and the time of letterboxing, the model, and decode + NMS."""
         if not len(images):
-            return []
+            return [], _NO_TIME
+        t0 = time.perf_counter()
         batch, boxes = preprocess_detector(images, self.manifest.imgsz)
+        t1 = time.perf_counter()
         raw = self.runtime.run(batch)
-        return decode_yolo(raw, boxes, conf_threshold=self.conf_threshold, iou_threshold=self.iou_threshold)
+        t2 = time.perf_counter()
+        detections = decode_yolo(raw, boxes, conf_threshold=self.conf_threshold, iou_threshold=self.iou_threshold)
+        t3 = time.perf_counter()
+        return detections, StageTimes(_ms(t0, t1), _ms(t1, t2), _ms(t2, t3))
 
 
 class Classifier:
@@ -274,6 +170,17 @@ class Classifier:
         self.runtime = load_runtime(manifest, folder, threads=threads)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
+        return self.timed(crops)[0]
+
+    def timed(self, crops: np.ndarray) -> tuple[np.ndarray, StageTimes]:
+        """Probabilities float32 (K, classes), and the time of normalising, the model, and softmax."""
         if len(crops) == 0:
-            return np.zeros((0, len(self.manifest.class_names)), dtype=np.float32)
-        return softmax(self.runtime.run(preprocess_classifier(crops, self.manifest.imgsz)))
+            return np.zeros((0, len(self.manifest.class_names)), dtype=np.float32), _NO_TIME
+        t0 = time.perf_counter()
+        batch = preprocess_classifier(crops, self.manifest.imgsz)
+        t1 = time.perf_counter()
+        logits = self.runtime.run(batch)
+        t2 = time.perf_counter()
+        probabilities = softmax(logits).astype(np.float32, copy=False)
+        t3 = time.perf_counter()
+        return probabilities, StageTimes(_ms(t0, t1), _ms(t1, t2), _ms(t2, t3))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inference import cut_crops
+from .geometry import cut_crops
 from .yolo import YoloDataset, read_image
 
 __all__ = ["collect_crops"]

@@ -1,6 +1,7 @@
-"""TensorRT FP16/INT8 engines, built where `tensorrt` and a CUDA GPU are importable.
+"""Building TensorRT FP16/INT8 engines, where `tensorrt` and a CUDA GPU are importable.
 
-Elsewhere `tensorrt_unavailable_reason()` says plainly why, and the variant table shows it.
+Elsewhere `runtimes.tensorrt.tensorrt_unavailable_reason()` says plainly why, and the variant
+table shows it. Running an engine is `runtimes.tensorrt.EngineRuntime`.
 """
 
 from __future__ import annotations
@@ -10,24 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnsupportedFormatError
+from ..runtimes.tensorrt import tensorrt_unavailable_reason
 
-__all__ = ["build_tensorrt_engine", "load_engine_runtime", "tensorrt_unavailable_reason"]
-
-
-def tensorrt_unavailable_reason() -> str | None:
-    """None when engines can be built here, else the reason they cannot."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return "the `tensorrt` Python package is not installed (it needs NVIDIA's index and a CUDA GPU)"
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return "no CUDA GPU is visible to PyTorch"
-    except ImportError:
-        return "PyTorch is not installed, so no CUDA context can be made"
-    return None
+__all__ = ["build_tensorrt_engine"]
 
 
 def build_tensorrt_engine(onnx_path: Path, target: Path, *, precision: str, imgsz: int,
@@ -93,30 +79,3 @@ def _entropy_calibrator(trt, batches: list[np.ndarray], cache: Path):  # pragma:
             cache.write_bytes(bytes(data))
 
     return Calibrator()
-
-
-def load_engine_runtime(engine_path: Path):  # pragma: no cover - needs a GPU
-    """A ModelRuntime over a serialized engine (torch tensors as CUDA buffers)."""
-    reason = tensorrt_unavailable_reason()
-    if reason:
-        raise UnsupportedFormatError("tensorrt", reason)
-    import tensorrt as trt
-    import torch
-
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
-    context = engine.create_execution_context()
-    input_name, output_name = engine.get_tensor_name(0), engine.get_tensor_name(1)
-
-    class _EngineRuntime:
-        def run(self, batch: np.ndarray) -> np.ndarray:
-            source = torch.from_numpy(batch).cuda()
-            context.set_input_shape(input_name, tuple(source.shape))
-            out = torch.empty(tuple(context.get_tensor_shape(output_name)), device="cuda")
-            context.set_tensor_address(input_name, source.data_ptr())
-            context.set_tensor_address(output_name, out.data_ptr())
-            context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
-            torch.cuda.current_stream().synchronize()
-            return out.cpu().numpy()
-
-    return _EngineRuntime()

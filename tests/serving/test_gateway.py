@@ -23,7 +23,8 @@ from serving_helpers import (
 )
 
 from milestone_lib.contracts import load_manifest
-from milestone_lib.inference import Classifier, Detector, cut_crops
+from milestone_lib.data.geometry import cut_crops
+from milestone_lib.inference import Classifier, Detector
 from milestone_lib.serving.balancer import ReplicaPool
 from milestone_lib.serving.protocol import (
     decode_outputs,

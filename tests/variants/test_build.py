@@ -8,11 +8,11 @@ import pytest
 
 from milestone_lib.contracts import VariantManifest, load_manifest, sha256_file
 from milestone_lib.errors import UnsupportedFormatError, VariantError
-from milestone_lib.inference import load_runtime
+from milestone_lib.runtimes import load_runtime
+from milestone_lib.runtimes.tensorrt import tensorrt_unavailable_reason
 from milestone_lib.variants.build import BuildConfig, BuildResult, build_variants
 from milestone_lib.variants.quantize import static_quantized_ops
 from milestone_lib.variants.table import pipeline_accuracy_table, variant_table
-from milestone_lib.variants.tensorrt import tensorrt_unavailable_reason
 
 pytestmark = pytest.mark.slow
 FORMATS = ["pytorch-fp32", "onnx-fp32", "onnx-int8-static", "onnx-int8-dynamic"]
@@ -151,7 +151,7 @@ def test_unknown_size_and_format_are_clear_errors() -> None:
 
 
 def test_side_by_side_latency_times_every_variant_of_a_model_in_rounds(smoke_variants: dict[str, Path]) -> None:
-    from milestone_lib.variants.latency import measure_latency_side_by_side
+    from milestone_lib.variants.speed import measure_latency_side_by_side
 
     names = ["yolov8n-pytorch-fp32", "yolov8n-onnx-fp32", "yolov8n-onnx-int8-static"]
     variants = [(load_manifest(smoke_variants[name]), smoke_variants[name]) for name in names]

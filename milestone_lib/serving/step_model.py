@@ -1,7 +1,8 @@
 """A step model: a variant folder turned into `validate` (on the event loop) + `run_batch` (in the executor).
 
-Built on `milestone_lib.inference` (the same `Detector` / `Classifier` objects that accuracy is
-measured with), so a step server returns exactly what in-process inference returns.
+Built on `milestone_lib.inference`: `run_batch` calls the `timed` path of the same `Detector` /
+`Classifier` objects that accuracy is measured with, so a step server returns exactly what
+in-process inference returns, and reports the stage times that path measured.
 
 - detect: `IMAGES` UINT8 [B, H, W, 3] -> `DETECTIONS` FP32 [N, 6] + `COUNTS` INT32 [B]; requests
   with different H, W share a batch (each image is letterboxed, then stacked).
@@ -22,14 +23,8 @@ import numpy as np
 
 from ..contracts import VariantManifest, load_manifest
 from ..errors import InvalidInputError
-from ..inference import (
-    Classifier,
-    Detector,
-    decode_yolo,
-    preprocess_classifier,
-    preprocess_detector,
-    softmax,
-)
+from ..inference import Classifier, Detector, StageTimes
+from ..runtimes import load_runtime
 from .protocol import DATATYPES
 
 __all__ = ["ClassifyModel", "DetectModel", "RawTensorModel", "StepModel", "TensorInfo", "load_step_model"]
@@ -44,6 +39,14 @@ class TensorInfo:
 
 def _ms(start: float, end: float) -> float:
     return 1000.0 * (end - start)
+
+
+def _with_split(times: StageTimes, *, preprocess_ms: float = 0.0, postprocess_ms: float = 0.0) -> dict[str, float]:
+    """The model's stage times plus joining the requests before and splitting them after."""
+    stages = times.as_dict()
+    stages["preprocess_ms"] += preprocess_ms
+    stages["postprocess_ms"] += postprocess_ms
+    return stages
 
 
 def _single_input(inputs: dict[str, np.ndarray], spec: TensorInfo, model: str) -> np.ndarray:
@@ -111,13 +114,8 @@ class DetectModel(StepModel):
 
     def run_batch(self, payloads: list[Any]) -> tuple[Sequence[dict[str, np.ndarray]], dict[str, float]]:
         images = [image for batch in payloads for image in batch]
+        detections, times = self.detector.timed(images)
         t0 = time.perf_counter()
-        tensor, boxes = preprocess_detector(images, self.manifest.imgsz)
-        t1 = time.perf_counter()
-        raw = self.detector.runtime.run(tensor)
-        t2 = time.perf_counter()
-        detections = decode_yolo(raw, boxes, conf_threshold=self.detector.conf_threshold,
-                                 iou_threshold=self.detector.iou_threshold)
         results = []
         start = 0
         for batch in payloads:
@@ -127,8 +125,7 @@ class DetectModel(StepModel):
                 "DETECTIONS": np.concatenate(mine).astype(np.float32).reshape(-1, 6),
                 "COUNTS": np.asarray([len(d) for d in mine], dtype=np.int32),
             })
-        t3 = time.perf_counter()
-        return results, {"preprocess_ms": _ms(t0, t1), "inference_ms": _ms(t1, t2), "postprocess_ms": _ms(t2, t3)}
+        return results, _with_split(times, postprocess_ms=_ms(t0, time.perf_counter()))
 
 
 class ClassifyModel(StepModel):
@@ -146,25 +143,20 @@ class ClassifyModel(StepModel):
     def run_batch(self, payloads: list[Any]) -> tuple[Sequence[dict[str, np.ndarray]], dict[str, float]]:
         t0 = time.perf_counter()
         crops = payloads[0] if len(payloads) == 1 else np.concatenate(payloads)
-        tensor = preprocess_classifier(crops, self.manifest.imgsz)
+        joined = _ms(t0, time.perf_counter())
+        probabilities, times = self.classifier.timed(crops)
         t1 = time.perf_counter()
-        logits = self.classifier.runtime.run(tensor)
-        t2 = time.perf_counter()
-        probabilities = softmax(logits).astype(np.float32)
         results, start = [], 0
         for batch in payloads:
             results.append({"PROBABILITIES": probabilities[start : start + len(batch)]})
             start += len(batch)
-        t3 = time.perf_counter()
-        return results, {"preprocess_ms": _ms(t0, t1), "inference_ms": _ms(t1, t2), "postprocess_ms": _ms(t2, t3)}
+        return results, _with_split(times, preprocess_ms=joined, postprocess_ms=_ms(t1, time.perf_counter()))
 
 
 class RawTensorModel(StepModel):
     """FP32 NCHW in, the model's first output out: no pre/post-processing (benchmarks, custom clients)."""
 
     def __init__(self, manifest: VariantManifest, folder: Path, *, threads: int) -> None:
-        from ..inference import load_runtime
-
         self.manifest = manifest
         self.runtime = load_runtime(manifest, folder, threads=threads)
         self.inputs = [TensorInfo("INPUT", "FP32", [-1, 3, -1, -1])]

@@ -1,7 +1,8 @@
-"""Raw in-process latency of a variant: model time per image by batch size and thread count.
+"""Model speed, a micro-benchmark: the runtime's time per image by batch size and thread count.
 
-Pre- and post-processing are the same for every variant of a step, so they are left out here;
-the serving measurements (notebook 03) include them.
+This is the `latency_ms` of a manifest. Pre- and post-processing are the same for every variant
+of a step, so they are left out here; the served pipeline's latency and its breakdown per step
+(notebook 03, `report/`) include them.
 
 `measure_latency_side_by_side` times the variants of one model in interleaved rounds, so that
 the drift of a shared or virtual machine (which moved one model by 20 % between runs here) falls
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contracts import VariantManifest
-from ..inference import load_runtime
+from ..runtimes import load_runtime
 
 __all__ = ["latency_key", "measure_latency", "measure_latency_side_by_side"]
 
