@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from milestone_lib.serving.membership import write_endpoints  # noqa: F401 - the one writer of the contract
 from milestone_lib.serving.protocol import grpc_channel_options, service_pb2_grpc
 from milestone_lib.settings import PROJECT_ROOT
 
@@ -101,12 +101,6 @@ def scrape(port: int) -> dict[str, float]:
 def stub_for(address: str) -> tuple[grpc.Channel, service_pb2_grpc.GRPCInferenceServiceStub]:
     channel = grpc.insecure_channel(address, options=grpc_channel_options(256 * 2**20))
     return channel, service_pb2_grpc.GRPCInferenceServiceStub(channel)
-
-
-def write_endpoints(path: Path, endpoints: dict[str, list[str]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(endpoints))
-    os.replace(tmp, path)
 
 
 def sample_images(count: int, *, seed: int = 0) -> list[np.ndarray]:
