@@ -18,9 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+import numpy as np
+
 from ..errors import DeadlineExceededError, QueueFullError, ServingError
 
-__all__ = ["BatchObserver", "BatchTiming", "DynamicBatcher", "RunBatch"]
+__all__ = ["BatchObserver", "BatchTiming", "DynamicBatcher", "RunBatch", "split_oversized"]
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -66,7 +68,7 @@ class DynamicBatcher(Generic[P, R]):
 
     Args:
         run_batch: computes a list of payloads (called in the executor thread).
-        max_batch_size: most rows in one batch; a single larger request runs alone.
+        max_batch_size: most rows in one batch; a single larger request runs alone (see `split_oversized`).
         max_queue_delay_s: longest the oldest waiting request holds the batch open.
         max_queue_size: most requests waiting (not counting the batch being computed).
     """
@@ -201,3 +203,27 @@ class DynamicBatcher(Generic[P, R]):
                 if not pending.future.done():
                     timing = BatchTiming(1000 * (started - pending.arrived), rows, stages)
                     pending.future.set_result((result, timing))
+
+
+def split_oversized(run_batch: RunBatch, max_rows: int) -> RunBatch:
+    """Wrap `run_batch` so a lone request of more than `max_rows` rows is computed `max_rows` at a time.
+
+    The batcher puts such a request in a batch of its own; computing it in slices keeps every
+    model call within the batch size the server was tuned for. Payloads are row-sliceable
+    (numpy arrays, rows first) and each output's rows come back concatenated; stage times add up.
+    """
+
+    def run(payloads: list) -> tuple[Sequence, dict[str, float]]:
+        if len(payloads) != 1 or len(payloads[0]) <= max_rows:
+            return run_batch(payloads)
+        whole = payloads[0]
+        parts: list[dict] = []
+        stages: dict[str, float] = {}
+        for start in range(0, len(whole), max_rows):
+            (outputs,), times = run_batch([whole[start : start + max_rows]])
+            parts.append(outputs)
+            for key, value in times.items():
+                stages[key] = stages.get(key, 0.0) + value
+        return [{name: np.concatenate([part[name] for part in parts]) for name in parts[0]}], stages
+
+    return run

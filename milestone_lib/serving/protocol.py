@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import math
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -22,6 +23,7 @@ from .shared_memory import SharedMemoryRegions, region_reference
 __all__ = [
     "DATATYPES",
     "MAX_MESSAGE_BYTES",
+    "check_request",
     "datatype_of",
     "decode_inputs",
     "decode_outputs",
@@ -72,6 +74,63 @@ def grpc_channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tup
     ]
 
 
+def check_request(request: service_pb2.ModelInferRequest, *, inputs: Collection[str], outputs: Collection[str],
+                  max_batch_size: int | None = None, shared_memory: bool = True) -> None:
+    """Refuse, before decoding any bytes, what a strict Open Inference Protocol server refuses.
+
+    `inputs` / `outputs` are the model's tensor names; `max_batch_size` (what ModelConfig declares)
+    bounds the first dimension of every input, None when the model has no batch dimension.
+    Without `shared_memory`, a tensor that names a shared-memory region is refused too.
+    """
+    model = request.model_name
+    if not request.inputs:
+        raise InvalidInputError(f"request for model '{model}' has no input tensor; send {', '.join(inputs)}")
+    seen: set[str] = set()
+    for spec in request.inputs:
+        if spec.name in seen:
+            raise InvalidInputError(f"input '{spec.name}' appears twice in the request; send each input once")
+        seen.add(spec.name)
+        if spec.name not in inputs:
+            raise InvalidInputError(
+                f"model '{model}' has no input '{spec.name}'; its inputs are {', '.join(inputs)}"
+            )
+        _check_shared_memory(spec, "input", shared_memory)
+        if spec.HasField("contents"):
+            # Typed contents would be a second, slower decoding path; tritonclient sends raw bytes.
+            raise InvalidInputError(
+                f"input '{spec.name}' carries typed `contents`; this server reads tensor bytes from "
+                "raw_input_contents (or shared memory) only"
+            )
+        shape = [int(d) for d in spec.shape]
+        if any(d < 0 for d in shape):
+            raise InvalidInputError(f"input '{spec.name}' has a negative dimension in shape {shape}")
+        if max_batch_size is not None and shape and shape[0] > max_batch_size:
+            raise InvalidInputError(
+                f"input '{spec.name}' has a batch of {shape[0]}, more than model '{model}' takes per request "
+                f"(max_batch_size {max_batch_size} in its ModelConfig); split it into requests of at most "
+                f"{max_batch_size}"
+            )
+    wanted: set[str] = set()
+    for output in request.outputs:
+        if output.name in wanted:
+            raise InvalidInputError(f"output '{output.name}' is requested twice; request each output once")
+        wanted.add(output.name)
+        _check_shared_memory(output, "requested output", shared_memory)
+        if output.name not in outputs:
+            raise InvalidInputError(
+                f"requested output '{output.name}' is not an output of model '{model}'; "
+                f"its outputs are {', '.join(outputs)}"
+            )
+
+
+def _check_shared_memory(spec: Any, what: str, supported: bool) -> None:
+    if not supported and "shared_memory_region" in spec.parameters:
+        raise InvalidInputError(
+            f"{what} '{spec.name}' names a shared-memory region, but this server has no system shared-memory "
+            "extension; send the tensor in the message"
+        )
+
+
 def decode_inputs(request: service_pb2.ModelInferRequest, *, max_bytes: int = MAX_MESSAGE_BYTES,
                   shared_memory: SharedMemoryRegions | None = None) -> dict[str, np.ndarray]:
     """The request's input tensors as read-only numpy views of their bytes, checked for size.
@@ -113,7 +172,7 @@ def decode_inputs(request: service_pb2.ModelInferRequest, *, max_bytes: int = MA
         shape = [int(d) for d in spec.shape]
         if any(d < 0 for d in shape):
             raise InvalidInputError(f"input '{spec.name}' has a negative dimension in shape {shape}")
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge shape cannot wrap around
         if len(raw) != expected:
             where = "raw_input_contents holds" if isinstance(raw, bytes) else "its shared_memory_byte_size is"
             raise InvalidInputError(

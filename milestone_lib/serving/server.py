@@ -6,9 +6,16 @@ response carries `queue_ms`, `preprocess_ms`, `inference_ms`, `postprocess_ms`, 
 whole handler, transport excluded; double) and `batch_size` (int64) in its parameters. Tensors
 may come and go through system shared memory (`shared_memory.py`) instead of the message.
 
+Strict edges (`protocol.check_request`): duplicate inputs, unknown inputs or requested outputs,
+typed `contents`, and a request of more rows than ModelConfig's `max_batch_size` (the server's
+`max_request_rows`) get INVALID_ARGUMENT naming the value. ModelConfig's
+`dynamic_batching.preferred_batch_size` is the batcher's batch; a request above it is computed in
+slices of it. Batching flags left out take the step's defaults (`defaults.py`).
+
 CLI:
     python -m milestone_lib.serving.server --variant DIR --host 127.0.0.1 --port P --threads N \
-        --max-batch-size B --max-queue-delay-ms D --max-queue-size Q [--metrics-port M] [--raw-tensors]
+        [--max-batch-size B] [--max-queue-delay-ms D] [--max-queue-size Q] [--max-request-rows R] \
+        [--metrics-port M] [--raw-tensors]
 prints `READY <host>:<port>` once serving; SIGTERM/SIGINT stop it gracefully (exit 0).
 """
 
@@ -24,11 +31,13 @@ from pathlib import Path
 import grpc
 
 from ..errors import ModelNotFoundError, ServingError
-from .batcher import DynamicBatcher
+from .batcher import DynamicBatcher, split_oversized
+from .defaults import step_defaults
 from .metrics import StepMetrics, start_metrics_server
 from .protocol import (
     MAX_MESSAGE_BYTES,
     add_output,
+    check_request,
     decode_inputs,
     grpc_channel_options,
     map_errors,
@@ -38,9 +47,9 @@ from .protocol import (
     service_pb2_grpc,
     set_parameters,
 )
-from .runtime import StepModel, load_step_model
 from .service import run_service, serve_until_signal, service_parser
 from .shared_memory import SharedMemoryRegions
+from .step_model import StepModel, load_step_model
 
 __all__ = ["SERVER_NAME", "StepServer", "main", "serve_step"]
 
@@ -108,7 +117,8 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         model = self._model(request.name)
         batcher = self.owner.batcher
         config = model_config_pb2.ModelConfig(name=model.name, platform=model.platform,
-                                              max_batch_size=batcher.max_batch_size)
+                                              max_batch_size=self.owner.max_request_rows)
+        config.dynamic_batching.preferred_batch_size.append(batcher.max_batch_size)
         config.dynamic_batching.max_queue_delay_microseconds = int(batcher.max_queue_delay_s * 1e6)
         config.dynamic_batching.default_queue_policy.max_queue_size = batcher.max_queue_size
         for key, value in {"step": model.step, "imgsz": str(model.manifest.imgsz),
@@ -124,6 +134,8 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         deadline = None if remaining is None else time.monotonic() + remaining
         try:
             model = self._model(request.model_name)
+            check_request(request, inputs=[spec.name for spec in model.inputs],
+                          outputs=[spec.name for spec in model.outputs], max_batch_size=self.owner.max_request_rows)
             shared_memory = self.owner.shared_memory
             inputs = decode_inputs(request, max_bytes=self.owner.max_request_bytes, shared_memory=shared_memory)
             to_regions = requested_output_regions(request, [spec.name for spec in model.outputs], shared_memory)
@@ -156,15 +168,20 @@ class StepServer:
     Usage (inside an event loop): `port = await server.start(host, port)`, then `await server.stop()`.
     """
 
-    def __init__(self, variant_dir: Path, *, threads: int = 1, max_batch_size: int = 8,
-                 max_queue_delay_ms: float = 2.0, max_queue_size: int = 64, metrics_port: int | None = None,
+    def __init__(self, variant_dir: Path, *, threads: int = 1, max_batch_size: int | None = None,
+                 max_queue_delay_ms: float | None = None, max_queue_size: int | None = None,
+                 max_request_rows: int | None = None, metrics_port: int | None = None,
                  raw_tensors: bool = False, max_request_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.threads = threads
         self.model = load_step_model(Path(variant_dir), threads=threads, raw_tensors=raw_tensors)
+        defaults = step_defaults(self.model.step)
+        batch = max_batch_size or defaults.max_batch_size
+        self.max_request_rows = max(max_request_rows or defaults.max_request_rows, batch)
         self.metrics = StepMetrics(self.model.name)
         self.batcher: DynamicBatcher = DynamicBatcher(
-            self.model.run_batch, max_batch_size=max_batch_size, max_queue_delay_s=max_queue_delay_ms / 1000,
-            max_queue_size=max_queue_size, observer=self.metrics, name=self.model.name,
+            split_oversized(self.model.run_batch, batch), max_batch_size=batch,
+            max_queue_delay_s=(defaults.max_queue_delay_ms if max_queue_delay_ms is None else max_queue_delay_ms) / 1000,
+            max_queue_size=max_queue_size or defaults.max_queue_size, observer=self.metrics, name=self.model.name,
         )
         self.shared_memory = SharedMemoryRegions()
         self.metrics_port = metrics_port
@@ -212,9 +229,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = service_parser("python -m milestone_lib.serving.server", __doc__.split("\n")[0])
     parser.add_argument("--variant", type=Path, required=True, help="variant folder holding manifest.json")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of the runtime")
-    parser.add_argument("--max-batch-size", type=int, default=8)
-    parser.add_argument("--max-queue-delay-ms", type=float, default=2.0)
-    parser.add_argument("--max-queue-size", type=int, default=64)
+    parser.add_argument("--max-batch-size", type=int, help="rows per model call (default: the step's, defaults.py)")
+    parser.add_argument("--max-queue-delay-ms", type=float, help="default: the step's")
+    parser.add_argument("--max-queue-size", type=int, help="default: the step's")
+    parser.add_argument("--max-request-rows", type=int, help="most rows per request, ModelConfig max_batch_size")
     parser.add_argument("--raw-tensors", action="store_true", help="serve FP32 NCHW `INPUT` -> `OUTPUT` as is")
     parser.add_argument("--max-request-mb", type=float, default=MAX_MESSAGE_BYTES / 2**20)
     return parser
@@ -225,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_service(serve_step(
         args.variant, host=args.host, port=args.port, grace=args.grace_s, threads=args.threads,
         max_batch_size=args.max_batch_size, max_queue_delay_ms=args.max_queue_delay_ms,
-        max_queue_size=args.max_queue_size, metrics_port=args.metrics_port, raw_tensors=args.raw_tensors,
+        max_queue_size=args.max_queue_size, max_request_rows=args.max_request_rows,
+        metrics_port=args.metrics_port, raw_tensors=args.raw_tensors,
         max_request_bytes=int(args.max_request_mb * 2**20),
     ))
 
