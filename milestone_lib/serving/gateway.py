@@ -52,6 +52,7 @@ from .metrics import GatewayMetrics, start_metrics_server
 from .protocol import (
     MAX_MESSAGE_BYTES,
     add_output,
+    check_request,
     decode_inputs,
     grpc_channel_options,
     make_infer_request,
@@ -149,6 +150,7 @@ class PipelineGateway:
     # the pipeline -------------------------------------------------------------------------
     async def infer(self, request: service_pb2.ModelInferRequest, time_remaining: float | None,
                     started: float) -> service_pb2.ModelInferResponse:
+        check_request(request, inputs=("IMAGE",), outputs=("DETECTIONS",), shared_memory=False)
         inputs = decode_inputs(request, max_bytes=self.max_message_bytes)
         image = inputs.get("IMAGE")
         if image is None:

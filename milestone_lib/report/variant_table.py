@@ -1,0 +1,96 @@
+"""The Variant table (one row per variant, unavailable ones included) and its plots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..contracts import VariantManifest
+from ..settings import configure_offline_environment
+from .build import BuildResult
+from .latency import latency_key
+
+__all__ = ["pipeline_accuracy_table", "plot_accuracy_vs_latency", "stage_table", "variant_table"]
+
+
+def _accuracy(manifest: VariantManifest) -> tuple[str, float]:
+    if manifest.step == "detect":
+        return "mAP50", manifest.accuracy.get("mAP50", float("nan"))
+    return "top1", manifest.accuracy.get("top1", float("nan"))
+
+
+def variant_table(result: BuildResult, *, batch: int = 1, threads: int = 1) -> pd.DataFrame:
+    """Variant, Step, Format, Precision, Size MB, Params, Accuracy, Latency, and the change vs fp32.
+
+    `Latency ms` is model time per image at `batch` and `threads`; `Speedup vs fp32` and
+    `ΔAccuracy vs fp32` compare each variant with the ONNX fp32 variant of the same model.
+    """
+    manifests = result.manifests()
+    key = latency_key(batch, threads)
+    rows: list[dict[str, Any]] = []
+    for m in manifests:
+        metric, value = _accuracy(m)
+        row: dict[str, Any] = {
+            "Variant": m.name, "Step": m.step, "Model": f"{m.family}-{m.size}", "Format": m.format,
+            "Precision": m.precision, "Size MB": m.size_bytes / 1e6, "Params M": m.parameters / 1e6,
+            "Metric": metric, "Accuracy": value, "mAP50-95": m.accuracy.get("mAP50-95"),
+            "Latency ms": m.latency_ms.get(key),
+        }
+        for other, ms in sorted(m.latency_ms.items()):
+            if other != key:
+                row[f"Latency ms {other}"] = ms
+        row["Status"] = "built"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        baseline = table[(table["Format"] == "onnx") & (table["Precision"] == "fp32")].set_index("Model")
+        table["Speedup vs fp32"] = table["Model"].map(baseline["Latency ms"]) / table["Latency ms"]
+        table["ΔAccuracy vs fp32"] = table["Accuracy"] - table["Model"].map(baseline["Accuracy"])
+    missing = [{"Variant": u["variant"], "Step": u["step"], "Model": u.get("model"), "Format": u["format"].split("-")[0],
+                "Precision": u["format"].split("-", 1)[1], "Status": f"unavailable: {u['reason']}"}
+               for u in result.unavailable]
+    if missing:
+        table = pd.concat([table, pd.DataFrame(missing)], ignore_index=True)
+    return table
+
+
+def pipeline_accuracy_table(result: BuildResult) -> pd.DataFrame:
+    """End-to-end mAP of every detector × classifier pair, best first."""
+    table = pd.DataFrame(result.pipeline_accuracy)
+    if table.empty:
+        return table
+    return table.sort_values(["mAP50-95", "mAP50"], ascending=False).reset_index(drop=True)
+
+
+def stage_table(result: BuildResult) -> pd.DataFrame:
+    """Seconds spent in each build stage, with the total."""
+    table = pd.DataFrame(sorted(result.stage_seconds.items(), key=lambda kv: -kv[1]), columns=["Stage", "Seconds"])
+    return pd.concat([table, pd.DataFrame([{"Stage": "total", "Seconds": table["Seconds"].sum()}])],
+                     ignore_index=True)
+
+
+def plot_accuracy_vs_latency(table: pd.DataFrame):  # -> matplotlib Figure
+    """One panel per step: accuracy against latency per image, a marker per format/precision."""
+    configure_offline_environment()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    built = table[table["Status"] == "built"].copy()
+    built["Format / precision"] = built["Format"] + " " + built["Precision"]
+    steps = list(dict.fromkeys(built["Step"]))
+    figure, axes = plt.subplots(1, max(len(steps), 1), figsize=(6 * max(len(steps), 1), 4.2), squeeze=False)
+    for axis, step in zip(axes[0], steps):
+        data = built[built["Step"] == step]
+        sns.scatterplot(data=data, x="Latency ms", y="Accuracy", hue="Format / precision", style="Model",
+                        s=90, ax=axis)
+        axis.set_xscale("log")
+        axis.set_title(f"{step}: accuracy vs latency (batch 1, 1 thread)")
+        axis.set_xlabel("latency per image (ms, log scale)")
+        axis.set_ylabel(data["Metric"].iloc[0] if len(data) else "accuracy")
+        axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return figure
