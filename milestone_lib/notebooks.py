@@ -1,4 +1,8 @@
-"""Running the milestone notebooks with papermill, in order, into `notebooks/executed/`."""
+"""Running the milestone notebooks with papermill, in order, into `notebooks/executed/`.
+
+A smoke run's executed copies go to `notebooks/executed/smoke/` (and its reports to
+`reports/smoke/`), so it never replaces a full run's.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MilestoneError
-from .settings import PROJECT_ROOT, configure_offline_environment
+from .settings import PROJECT_ROOT, configure_offline_environment, run_settings
 
-__all__ = ["NOTEBOOKS_DIR", "list_notebooks", "run_milestone", "run_notebook"]
+__all__ = ["NOTEBOOKS_DIR", "executed_dir", "list_notebooks", "run_milestone", "run_notebook"]
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+def executed_dir(*, smoke: bool) -> Path:
+    """Where executed notebooks go: `notebooks/executed/`, or `notebooks/executed/smoke/` for a smoke run."""
+    folder = NOTEBOOKS_DIR / "executed"
+    return folder / "smoke" if smoke else folder
 
 
 def list_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -21,17 +31,18 @@ def list_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
 
 def run_notebook(path: Path, *, parameters: dict[str, Any] | None = None, output_dir: Path | None = None,
                  timeout_s: int = 3600) -> Path:
-    """Execute one notebook top to bottom; the executed copy goes to `output_dir` (git-ignored)."""
+    """Execute one notebook top to bottom; the executed copy goes to `output_dir` (default: `executed_dir`)."""
     import papermill
 
     configure_offline_environment()
     path = Path(path)
     if not path.is_file():
         raise MilestoneError(f"notebook '{path}' does not exist; choose one of {[p.name for p in list_notebooks()]}")
-    output_dir = Path(output_dir or NOTEBOOKS_DIR / "executed")
+    parameters = dict(parameters or {})
+    output_dir = Path(output_dir or executed_dir(smoke=bool(parameters.get("smoke"))))
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / path.name
-    papermill.execute_notebook(str(path), str(target), parameters=parameters or {}, cwd=str(path.parent),
+    papermill.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
                                kernel_name="python3", progress_bar=False, execution_timeout=timeout_s)
     return target
 
@@ -48,4 +59,5 @@ def run_milestone(*, smoke: bool = False, only: list[str] | None = None) -> list
         seconds = time.perf_counter() - started
         print(f"[milestone] {path.name} done in {seconds:.0f} s -> {target}", flush=True)
         done.append((target, seconds))
+    print(f"[milestone] tables and plots: {run_settings(smoke=smoke).reports_dir}", flush=True)
     return done

@@ -1,4 +1,4 @@
-"""Per-step latency breakdown of pipeline requests: tables and stacked-bar plots.
+"""Per-step breakdown of pipeline requests' time: queue / compute / network per step, and run comparisons.
 
 Input: `LoadResult.requests` (one row per request, with the gateway's timing parameters
 `detect_queue_ms`, `detect_compute_ms`, `detect_network_ms`, `classify_*`, `gateway_ms`,
@@ -15,15 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .contracts import STEPS
-from .errors import MilestoneError
-from .settings import configure_offline_environment
+from ..contracts import STEPS
+from ..errors import MilestoneError
 
 __all__ = [
     "PARTS",
     "STEPS",
     "compare_runs",
-    "plot_step_breakdown",
     "slowest_step",
     "step_breakdown",
     "step_columns",
@@ -113,27 +111,3 @@ def compare_runs(runs: Mapping[str, tuple[dict[str, Any], pd.DataFrame]]) -> pd.
     table.index.name = "metric"
     return table
 
-
-def plot_step_breakdown(breakdowns: Mapping[str, pd.DataFrame] | pd.DataFrame, *, title: str = "") -> Any:
-    """Stacked bars (queue / compute / network) per part of the pipeline; one panel per run."""
-    configure_offline_environment()
-    import matplotlib.pyplot as plt
-
-    runs = {"": breakdowns} if isinstance(breakdowns, pd.DataFrame) else dict(breakdowns)
-    figure, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4), sharey=True, squeeze=False)
-    colours = {"queue": "#f2a541", "compute": "#3d7dca", "network": "#8fbf6a"}
-    for ax, (label, table) in zip(axes[0], runs.items()):
-        bottom = np.zeros(len(table))
-        for part in PARTS:
-            values = table[f"{part}_ms"].to_numpy(dtype=float)
-            ax.bar(table.index, values, bottom=bottom, label=part, color=colours[part])
-            bottom += values
-        for x, total in enumerate(bottom):
-            ax.text(x, total, f"{total:.1f}", ha="center", va="bottom", fontsize=8)
-        ax.set_title(label)
-        ax.set_ylabel("mean ms per request")
-    axes[0][0].legend(loc="upper left")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    return figure

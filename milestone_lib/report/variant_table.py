@@ -1,4 +1,4 @@
-"""The Variant table (one row per variant, unavailable ones included) and its plots."""
+"""The tables of a variant build: one row per variant (unavailable ones included), pipeline accuracy, stages."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from typing import Any
 import pandas as pd
 
 from ..contracts import VariantManifest
-from ..settings import configure_offline_environment
-from .build import BuildResult
-from .latency import latency_key
+from ..variants.build import BuildResult
+from ..variants.speed import latency_key
 
-__all__ = ["pipeline_accuracy_table", "plot_accuracy_vs_latency", "stage_table", "variant_table"]
+__all__ = ["pipeline_accuracy_table", "stage_table", "variant_table"]
 
 
 def _accuracy(manifest: VariantManifest) -> tuple[str, float]:
@@ -69,28 +68,3 @@ def stage_table(result: BuildResult) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([{"Stage": "total", "Seconds": table["Seconds"].sum()}])],
                      ignore_index=True)
 
-
-def plot_accuracy_vs_latency(table: pd.DataFrame):  # -> matplotlib Figure
-    """One panel per step: accuracy against latency per image, a marker per format/precision."""
-    configure_offline_environment()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    built = table[table["Status"] == "built"].copy()
-    built["Format / precision"] = built["Format"] + " " + built["Precision"]
-    steps = list(dict.fromkeys(built["Step"]))
-    figure, axes = plt.subplots(1, max(len(steps), 1), figsize=(6 * max(len(steps), 1), 4.2), squeeze=False)
-    for axis, step in zip(axes[0], steps):
-        data = built[built["Step"] == step]
-        sns.scatterplot(data=data, x="Latency ms", y="Accuracy", hue="Format / precision", style="Model",
-                        s=90, ax=axis)
-        axis.set_xscale("log")
-        axis.set_title(f"{step}: accuracy vs latency (batch 1, 1 thread)")
-        axis.set_xlabel("latency per image (ms, log scale)")
-        axis.set_ylabel(data["Metric"].iloc[0] if len(data) else "accuracy")
-        axis.legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
-    return figure

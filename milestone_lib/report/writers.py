@@ -1,17 +1,20 @@
-"""Writing tables (CSV + Markdown) and figures (PNG) to the reports folder.
+"""Writing tables (CSV + Markdown) and figures (PNG) to a reports folder.
 
-Every notebook saves its results through these two functions, so `reports/` holds the same
-files whichever notebook or CLI produced them.
+Every notebook saves through these functions (via `MilestoneRun`), so a reports folder holds the
+same files whichever notebook or CLI produced them. Files are written atomically: a reader
+(or a second run) never sees half a table.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .settings import ProjectSettings, configure_offline_environment
+from ..files import atomic_write_bytes, atomic_write_text
+from ..settings import ProjectSettings, configure_offline_environment
 
 __all__ = ["reports_path", "save_figure", "write_table"]
 
@@ -24,18 +27,21 @@ def reports_path(reports_dir: Path | None = None) -> Path:
 
 
 def write_table(table: pd.DataFrame, name: str, *, reports_dir: Path | None = None, index: bool = True,
-                floatfmt: str = ".2f") -> dict[str, Path]:
-    """Write `<name>.csv` and `<name>.md`; returns both paths."""
+                floatfmt: str = ".2f", title: str | None = None) -> dict[str, Path]:
+    """Write `<name>.csv` and `<name>.md` (headed by `# title` when given); returns both paths."""
     folder = reports_path(reports_dir)
-    csv_path, md_path = folder / f"{name}.csv", folder / f"{name}.md"
-    table.to_csv(csv_path, index=index)
-    md_path.write_text(table.to_markdown(index=index, floatfmt=floatfmt) + "\n")
-    return {"csv": csv_path, "md": md_path}
+    markdown = table.to_markdown(index=index, floatfmt=floatfmt) + "\n"
+    if title:
+        markdown = f"# {title}\n\n{markdown}"
+    return {
+        "csv": atomic_write_text(folder / f"{name}.csv", table.to_csv(index=index)),
+        "md": atomic_write_text(folder / f"{name}.md", markdown),
+    }
 
 
 def save_figure(figure: Any, name: str, *, reports_dir: Path | None = None, dpi: int = 120) -> Path:
     """Save a matplotlib figure as `<name>.png`."""
     configure_offline_environment()
-    path = reports_path(reports_dir) / f"{name}.png"
-    figure.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(reports_path(reports_dir) / f"{name}.png", buffer.getvalue())

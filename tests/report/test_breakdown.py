@@ -1,4 +1,4 @@
-"""Per-step breakdown tables and plots on a requests frame shaped like `LoadResult.requests`."""
+"""Per-step breakdown tables on a requests frame shaped like `LoadResult.requests`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from milestone_lib import latency_report as lr
 from milestone_lib.errors import MilestoneError
-from milestone_lib.report import save_figure, write_table
+from milestone_lib.report import breakdown as lr
+from milestone_lib.report import plot_step_breakdown, save_figure, write_table
 
 
 def _requests(n: int = 50, detect_compute: float = 20.0) -> pd.DataFrame:
@@ -56,6 +56,6 @@ def test_compare_runs_and_outputs(tmp_path) -> None:
     assert table.loc["detect_mean_ms", "after"] < table.loc["detect_mean_ms", "before"]
     paths = write_table(table, "compare", reports_dir=tmp_path)
     assert "| metric" in paths["md"].read_text() and paths["csv"].exists()
-    figure = lr.plot_step_breakdown({"before": before, "after": after}, title="t")
+    figure = plot_step_breakdown({"before": before, "after": after}, title="t")
     png = save_figure(figure, "breakdown", reports_dir=tmp_path)
     assert png.stat().st_size > 1000
