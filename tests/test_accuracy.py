@@ -5,10 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from milestone_lib.accuracy import coco_map, detector_map, load_val_images
+from milestone_lib.accuracy import (
+    classifier_top1,
+    coco_map,
+    detector_map,
+    load_val_images,
+)
 from milestone_lib.contracts import load_manifest
+from milestone_lib.data.crops import collect_crops
 from milestone_lib.data.yolo import load_dataset
-from milestone_lib.inference import Detector
+from milestone_lib.inference import Classifier, Detector
 from milestone_lib.settings import configure_offline_environment
 
 
@@ -40,3 +46,24 @@ def test_detector_map_matches_ultralytics_val(smoke_variants: dict[str, Path], s
     assert ours["mAP50"] > 0.3, "the smoke detector should have learned something"
     assert abs(ours["mAP50"] - theirs.box.map50) <= 0.02, (ours, theirs.box.map50)
     assert abs(ours["mAP50-95"] - theirs.box.map) <= 0.02, (ours, theirs.box.map)
+
+
+@pytest.mark.slow
+def test_classifier_top1_matches_a_plain_hugging_face_forward(smoke_variants: dict[str, Path],
+                                                              smoke_dataset: Path) -> None:
+    """The recorded top-1, recomputed without our Classifier: transformers + torch on the same val crops."""
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    folder = smoke_variants["resnet-tiny-pytorch-fp32"]
+    manifest = load_manifest(folder)
+    crops, labels = collect_crops(load_dataset(smoke_dataset), "val", size=manifest.imgsz, jitter=0.1, seed=1234)
+    model = AutoModelForImageClassification.from_pretrained(str(folder / manifest.artifact)).eval()
+    pixels = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5  # the training normalisation
+    with torch.inference_mode():
+        predicted = model(pixel_values=pixels).logits.argmax(dim=1).numpy()
+    expected = float((predicted == labels).mean())
+    assert manifest.accuracy["val_crops"] == len(labels)
+    assert manifest.accuracy["top1"] == pytest.approx(expected, abs=1.5 / len(labels))  # at most one crop apart
+    ours = classifier_top1(Classifier(manifest, folder, threads=2), load_dataset(smoke_dataset))
+    assert ours["top1"] == pytest.approx(expected, abs=1.5 / len(labels))

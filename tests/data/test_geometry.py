@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from milestone_lib.data.geometry import (
+    PAD_VALUE,
+    cut_crops,
+    letterbox,
+    unletterbox_boxes,
+)
+from milestone_lib.errors import InvalidInputError
+
+
+def _image(height: int, width: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+
+
+def test_letterbox_pads_the_short_side_evenly_and_keeps_the_image_unscaled_when_it_fits() -> None:
+    canvas, box = letterbox(_image(64, 128), 128)
+    assert canvas.shape == (128, 128, 3) and box.scale == 1.0
+    assert (box.pad_x, box.pad_y, box.height, box.width) == (0, 32, 64, 128)
+    assert (canvas[:32] == PAD_VALUE).all() and (canvas[96:] == PAD_VALUE).all()
+    assert np.array_equal(canvas[32:96], _image(64, 128))
+
+
+def test_unletterbox_maps_network_pixels_back_to_the_original_image() -> None:
+    _, box = letterbox(_image(100, 300), 150)  # scale 0.5, 50 pixels of padding above and below
+    assert box.scale == 0.5 and box.pad_y == 50
+    network = np.array([[10.0, 60.0, 60.0, 90.0], [-5.0, 0.0, 200.0, 140.0]], dtype=np.float32)
+    original = unletterbox_boxes(network.copy(), box)
+    np.testing.assert_allclose(original[0], [20, 20, 120, 80])
+    np.testing.assert_allclose(original[1], [0, 0, 300, 100])  # clipped to the image
+
+
+def test_cut_crops_resizes_each_box_and_keeps_degenerate_boxes_inside_the_image() -> None:
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[10:20, 30:50] = (255, 0, 0)
+    boxes = np.array([[30, 10, 50, 20, 0.9, 0], [60, 40, 60, 40, 0.5, 1]], dtype=np.float32)
+    crops = cut_crops(image, boxes, 16)
+    assert crops.shape == (2, 16, 16, 3) and crops.dtype == np.uint8
+    assert (crops[0] == (255, 0, 0)).all()  # exactly the red rectangle
+    assert (crops[1] == 0).all()  # the bottom-right corner pixel, not an error
+    assert cut_crops(image, np.zeros((0, 6), dtype=np.float32), 16).shape == (0, 16, 16, 3)
+
+
+@pytest.mark.parametrize(("image", "message"), [
+    (np.zeros((8, 8), dtype=np.uint8), r"shape \(8, 8\) .* is not an RGB uint8 array"),
+    (np.zeros((8, 8, 3), dtype=np.float32), r"dtype float32 is not an RGB uint8 array"),
+    (np.zeros((0, 8, 3), dtype=np.uint8), r"image of shape \(0, 8, 3\) is empty"),
+])
+def test_letterbox_refuses_what_is_not_an_image(image: np.ndarray, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        letterbox(image, 32)
