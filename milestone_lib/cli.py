@@ -12,11 +12,13 @@ __all__ = ["main"]
 
 
 def _variants(args: argparse.Namespace) -> None:
+    from .report import stage_table
+    from .settings import run_settings
     from .variants.build import BuildConfig, build_variants
-    from .variants.table import stage_table
 
     config = BuildConfig.smoke() if args.smoke else BuildConfig()
-    result = build_variants(config)
+    # A smoke build writes to artifacts/smoke/, never over the full build's variants.
+    result = build_variants(config, settings=run_settings(smoke=args.smoke))
     print(stage_table(result).to_string(index=False))
     print(json.dumps(sorted(result.variants), indent=1))
 
