@@ -42,8 +42,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from ..data.geometry import cut_crops
 from ..errors import InvalidInputError, ServingError
-from ..inference import cut_crops
 from .balancer import POLICIES, Policy, Replica, ReplicaPool
 from .gateway_servicer import GatewayServicer
 from .gateway_steps import StepCall, StepFailedError, call_step
