@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,6 +16,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from milestone_lib.net import (
+    free_port,  # noqa: F401 - re-exported for the serving tests
+    parse_ready_line,
+)
 from milestone_lib.serving.membership import write_endpoints  # noqa: F401 - the one writer of the contract
 from milestone_lib.serving.protocol import grpc_channel_options, service_pb2_grpc
 from milestone_lib.settings import PROJECT_ROOT
@@ -58,10 +61,10 @@ def spawn(module: str, args: list[str], tmp_path: Path, *, timeout: float = 90.0
         reader = threading.Thread(target=lambda: line.append(proc.stdout.readline().decode()), daemon=True)
         reader.start()
         reader.join(timeout)
-        match = re.match(r"READY (\S+:\d+)", line[0] if line else "")
-        if not match:
+        ready = parse_ready_line(line[0]) if line else None
+        if ready is None:
             raise RuntimeError(f"{module} did not print READY within {timeout} s:\n{log_path.read_text()}")
-        server = ServerProcess(proc, match.group(1), log_path)
+        server = ServerProcess(proc, f"{ready[0]}:{ready[1]}", log_path)
         yield server
     finally:
         if proc.poll() is None:
@@ -77,14 +80,6 @@ def step_server_args(variant: Path, **options) -> list[str]:
         flag = "--" + key.replace("_", "-")
         args += [flag] if value is True else [flag, str(value)]
     return args
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def scrape(port: int) -> dict[str, float]:
