@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOKE ?= 0
 
-.PHONY: setup milestone test lint variants registry-up registry-down benchmarks clean
+.PHONY: setup milestone test lint variants registry-up registry-down benchmarks clean _stop-servers
 
 setup: $(STAMP)
 
@@ -24,11 +24,11 @@ test: setup  ## the whole test suite (slow tiers included)
 variants: setup  ## build the default variants without the notebook
 	$(PY) -m milestone_lib.cli variants
 
-registry-up: setup  ## start the local S3 registry (MinIO if on PATH, else SeaweedFS) on 127.0.0.1
-	$(PY) -m milestone_lib.registry_server up
+registry-up: setup  ## start this checkout's local S3 registry (MinIO if on PATH, else SeaweedFS) on 127.0.0.1
+	$(PY) -m milestone_lib.registry up
 
-registry-down: setup
-	$(PY) -m milestone_lib.registry_server down
+registry-down: setup  ## stop it
+	$(PY) -m milestone_lib.registry down
 
 benchmarks: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
@@ -36,5 +36,10 @@ benchmarks: setup
 lint: setup
 	$(PY) -m ruff check milestone_lib tests benchmarks
 
-clean:  ## remove generated files (datasets, variants, executed notebooks, reports)
+clean: _stop-servers  ## stop what runs, then remove generated files (datasets, variants, executed notebooks, reports)
 	rm -rf artifacts notebooks/executed .cache reports/*.csv reports/*.md reports/*.png reports/*.html
+
+# What `make milestone` may leave running; without a venv nothing of ours can have started it.
+_stop-servers:
+	@if [ -x $(PY) ]; then $(PY) -m milestone_lib.registry down || echo "warning: could not stop the local registry"; \
+	else echo "no $(VENV): no local registry to stop"; fi

@@ -19,13 +19,10 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from milestone_lib.contracts import TensorSpec, VariantManifest
+from milestone_lib.net import free_port
 from milestone_lib.registry import ModelRegistry
-from milestone_lib.registry_server import (
-    free_port,
-    start_server,
-    stop_server,
-    with_local_credentials,
-)
+from milestone_lib.registry.credentials import with_local_credentials
+from milestone_lib.registry.local_server import start_server, stop_server
 from milestone_lib.settings import RegistrySettings
 
 TARGET_S = 2.0

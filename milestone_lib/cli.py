@@ -29,6 +29,13 @@ def _milestone(args: argparse.Namespace) -> None:
     run_milestone(smoke=args.smoke, only=args.only)
 
 
+def _left_running() -> str:
+    """What the notebooks left running on purpose (the local registry) and how to stop it."""
+    from .registry.local_server import describe_left_running
+
+    return describe_left_running()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="milestone", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except MilestoneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if args.command == "milestone":  # the run's last lines, whether it failed or not
+            sys.stderr.flush()
+            print(_left_running(), flush=True)
     return 0
 
 

@@ -21,16 +21,23 @@ import pytest
 from pydantic import SecretStr
 
 from milestone_lib.contracts import TensorSpec, VariantManifest
+from milestone_lib.net import free_port
 from milestone_lib.registry import ModelRegistry
-from milestone_lib.registry_server import (
-    free_port,
-    start_server,
-    stop_server,
-    with_local_credentials,
-)
+from milestone_lib.registry.credentials import with_local_credentials
+from milestone_lib.registry.local_server import start_server, stop_server
 from milestone_lib.settings import RegistrySettings
 
-__all__ = ["local_registry_settings", "make_variant", "registry", "registry_env", "registry_server", "variant_factory"]
+__all__ = [
+    "checkout_registry_settings",
+    "local_registry_settings",
+    "make_variant",
+    "registry",
+    "registry_env",
+    "registry_server",
+    "secrets_of",
+    "tree",
+    "variant_factory",
+]
 
 
 def local_registry_settings(root: Path, **overrides: object) -> RegistrySettings:
@@ -52,6 +59,28 @@ def local_registry_settings(root: Path, **overrides: object) -> RegistrySettings
     }
     values.update(overrides)
     return RegistrySettings(**values)  # type: ignore[arg-type]
+
+
+def checkout_registry_settings(root: Path, *, local_port: int) -> RegistrySettings:
+    """Settings of a checkout rooted at `root` that leaves the endpoint unset (its registry may move).
+
+    Env files are off and every other field is explicit; the caller also removes
+    MILESTONE_REGISTRY_ENDPOINT from the environment.
+    """
+    explicit = local_registry_settings(root / "model_registry", local_port=local_port)
+    values = {name: getattr(explicit, name) for name in explicit.model_fields_set if name != "endpoint"}
+    settings = RegistrySettings(_env_file=None, **values)  # type: ignore[call-arg]
+    assert "endpoint" not in settings.model_fields_set
+    return settings
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def secrets_of(settings: RegistrySettings) -> list[str]:
+    return [settings.access_key.get_secret_value(), settings.secret_key.get_secret_value()]
 
 
 def registry_env(settings: RegistrySettings) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The model registry: variants, container images and profiling results on any S3 endpoint.
 
-Speaks S3 through the `minio` SDK, so MinIO, AWS S3 and the local SeaweedFS (`registry_server`)
-all work. Where to connect and with which keys comes from `RegistrySettings` (environment / env files).
+Speaks S3 through the `minio` SDK, so MinIO, AWS S3 and the local SeaweedFS (`local_server/`)
+all work. Where to connect and with which keys comes from `RegistrySettings` (environment / env files);
+without an explicit endpoint, from this checkout's local server (`local_server/`, `<data_dir>/server.json`).
 
     <models>/<pipeline>/<step>/<variant>/<version>/<file>...        the variant's files, as in its folder
     <models>/<pipeline>/<step>/<variant>/<version>/manifest.json    uploaded last: the version's commit mark
@@ -23,6 +24,9 @@ Modules:
     catalog.py  VariantCatalog: list, resolve and read published versions; sweep interrupted pushes
     results.py  ResultStore: container images, profiling tables and reports
     client.py   ModelRegistry (all of the above, plus push/pull/delete of variants) and open_registry
+    endpoint.py, credentials.py, connection.py   where to connect, with which keys
+    local_server/   this checkout's local S3 server (start, stop, status, what is left running)
+    __main__.py     `python -m milestone_lib.registry up | down | status`
 """
 
 from .client import ModelRegistry, open_registry

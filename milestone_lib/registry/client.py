@@ -27,10 +27,13 @@ from ..errors import (
     RegistryError,
     RegistryUnreachableError,
 )
-from ..registry_server import is_local_endpoint, mask_key, start_server
 from ..settings import ProjectSettings, RegistrySettings
 from .catalog import VariantCatalog
+from .credentials import mask_key
+from .endpoint import endpoint_is_explicit, is_local_endpoint
 from .layout import BUILD_NOTEBOOK, check_name, check_relative, new_version_id
+from .local_server.launcher import start_server
+from .local_server.state import server_status
 from .records import PulledVariant, PushedVariant
 from .results import ResultStore
 
@@ -223,25 +226,29 @@ def _replace_folder(staging: Path, dest: Path) -> None:
 def open_registry(settings: RegistrySettings | None = None, *, start_local: bool = True) -> ModelRegistry:
     """Connect to the registry and make sure its buckets exist.
 
-    When the endpoint is on this machine and nothing answers there, the local server is started
-    first (`start_local`), and it keeps running afterwards like after `make registry-up`.
+    Without an explicit endpoint the registry is this checkout's local server: it is started
+    when not running (`start_local`), on `local_port` or on a free port when another checkout's
+    server holds that one, and keeps running afterwards like after `make registry-up`. An explicit
+    local endpoint where nothing answers gets a server on exactly that port.
     """
     settings = settings or RegistrySettings()
+    explicit = endpoint_is_explicit(settings)
+    if start_local and not explicit and server_status(settings) is None:
+        log.info("registry: %s", start_server(settings).describe())
     registry = ModelRegistry(settings)
     try:
         registry.check()
     except RegistryCredentialsError as error:
-        if not is_local_endpoint(settings.endpoint):
+        if not is_local_endpoint(registry.settings.endpoint):
             raise
         # Most often a local registry started from another checkout (with its own keys) holds the port.
         raise RegistryCredentialsError(error.endpoint, error.access_key_hint, hint=(
-            "if another checkout's local registry holds this port, stop it there (`make registry-down`) "
-            "or set MILESTONE_REGISTRY_ENDPOINT to another local port")) from None
+            "if another checkout's local registry holds this port, stop it there (`make registry-down`), "
+            "or unset MILESTONE_REGISTRY_ENDPOINT so that this checkout's registry takes a free port")) from None
     except RegistryUnreachableError:
-        if not (start_local and is_local_endpoint(settings.endpoint)):
+        if not (start_local and explicit and is_local_endpoint(settings.endpoint)):
             raise
-        state = start_server(settings)
-        log.info("registry: %s", state.describe())
+        log.info("registry: %s", start_server(settings).describe())
         registry = ModelRegistry(settings)  # the server may just have generated the credentials
         registry.check()
     registry.ensure_buckets()

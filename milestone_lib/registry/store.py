@@ -31,8 +31,10 @@ from ..errors import (
     RegistryError,
     RegistryUnreachableError,
 )
-from ..registry_server import mask_key, split_endpoint, with_local_credentials
 from ..settings import RegistrySettings
+from .connection import resolve_settings
+from .credentials import mask_key
+from .endpoint import split_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class S3Store:
     """One S3 endpoint with the registry's buckets; the base of `ModelRegistry` (see it for the arguments)."""
 
     def __init__(self, settings: RegistrySettings | None = None, *, max_workers: int = 4) -> None:
-        self.settings = with_local_credentials(settings or RegistrySettings())
+        self.settings = resolve_settings(settings)
         host, port, scheme_tls = split_endpoint(self.settings.endpoint)
         if not host:
             raise RegistryUnreachableError(self.settings.endpoint, "no host in the endpoint")
