@@ -181,3 +181,17 @@ def test_the_default_port_is_reused_once_free(tmp_path: Path, monkeypatch: pytes
         assert ModelRegistry(settings).endpoint == f"http://127.0.0.1:{settings.local_port}"
     finally:
         stop_server(settings)
+
+
+def test_milestone_command_ends_by_saying_what_it_left_running(registry_server: RegistrySettings,
+                                                               tmp_path: Path) -> None:
+    state = server_status(registry_server)
+    assert state is not None
+    env = {**os.environ, **registry_env(registry_server)}
+    done = subprocess.run([sys.executable, "-m", "milestone_lib.cli", "milestone", "--only", "no-such-notebook"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-3:]
+    assert last == describe_left_running(registry_server).splitlines()
+    assert last[0] == "Left running:" and f"(pid {state.pid}) at http://{state.endpoint}" in last[1]
+    assert "make registry-down" in last[2]
