@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--response", type=Path, help="serialized ModelInferResponse to answer with; "
                         "default: an empty response")
     args = parser.parse_args(argv)
+    if args.response and not args.response.is_file():
+        parser.error(f"--response {args.response}: no such file; write a serialized ModelInferResponse there "
+                     "or leave the flag out for an empty response")
     response = args.response.read_bytes() if args.response else b""
     return run_service(serve_echo(response, host=args.host, port=args.port, grace=args.grace_s))
 

@@ -27,7 +27,8 @@ from .loop import run_sync, sleep_until
 __all__ = ["closed_burst", "measure_overhead", "measure_overhead_async", "paced_burst"]
 
 _WARMUP_REQUESTS = 20
-_MAX_PACED_S = 3.0  # a slow open loop's overhead is measured on fewer requests rather than for longer
+_MIN_PACED_REQUESTS = 10
+_MAX_PACED_S = 1.0  # a slow open loop's overhead is measured on fewer requests rather than for longer
 
 
 async def closed_burst(client: LoadClient, *, requests: int, concurrency: int = 1,
@@ -63,7 +64,7 @@ async def measure_overhead_async(payloads: Sequence[bytes], response: bytes | No
                                  rate: float | None = None, requests: int = 200,
                                  timeout_s: float = 5.0) -> dict[str, Any]:
     """p50 / p99 round trip of `payloads` against an echo server answering `response` (a real answer's bytes):
-    back to back with `concurrency` workers, or, given a `rate`, spaced at that rate (at most 3 s of it).
+    back to back with `concurrency` workers, or, given a `rate`, spaced at that rate (about a second of it, at least 10 requests).
 
     Never raises for a server that cannot start: the figures are then NaN and
     `generator_overhead_error` says why, so the load result it belongs to is not lost.
@@ -78,7 +79,7 @@ async def measure_overhead_async(payloads: Sequence[bytes], response: bytes | No
     try:
         await closed_burst(client, requests=_WARMUP_REQUESTS, concurrency=concurrency, timeout_s=timeout_s)
         if rate:
-            count = max(_WARMUP_REQUESTS, min(requests, int(rate * _MAX_PACED_S)))
+            count = max(_MIN_PACED_REQUESTS, min(requests, int(rate * _MAX_PACED_S)))
             rows = await paced_burst(client, requests=count, rate=rate, timeout_s=timeout_s)
         else:
             rows = await closed_burst(client, requests=requests, concurrency=concurrency, timeout_s=timeout_s)
