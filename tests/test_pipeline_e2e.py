@@ -63,8 +63,8 @@ def test_notebook_03_runs_in_smoke_mode(tmp_path: Path, smoke_variants: dict[str
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     variants_dir = smoke_variants[DETECT].parent
     assert smoke_variants[CLASSIFY].parent == variants_dir
-    reports = tmp_path / "reports"
-    monkeypatch.setenv("MILESTONE_REPORTS_DIR", str(reports))  # the kernel inherits the environment
+    reports = tmp_path / "reports" / "smoke"  # a smoke run writes to <reports>/smoke
+    monkeypatch.setenv("MILESTONE_REPORTS_DIR", str(tmp_path / "reports"))  # the kernel inherits the environment
     executed = run_notebook(NOTEBOOKS_DIR / "03_per_step_latency.ipynb", output_dir=tmp_path,
                             parameters={"smoke": True, "variants_dir": str(variants_dir),
                                         "dataset": str(smoke_dataset)}, timeout_s=600)
