@@ -21,6 +21,8 @@ from .layout import VERSION_RE, check_name, variant_prefix
 from .records import VariantVersion, VersionScan
 from .store import S3Store
 
+__all__ = ["VariantCatalog"]
+
 log = logging.getLogger(__name__)
 
 _LIST_COLUMNS = ["name", "version", "latest", "step", "family", "size", "format", "precision", "parameters",

@@ -37,6 +37,8 @@ from .local_server.state import server_status
 from .records import PulledVariant, PushedVariant
 from .results import ResultStore
 
+__all__ = ["ModelRegistry", "open_registry"]
+
 log = logging.getLogger(__name__)
 
 

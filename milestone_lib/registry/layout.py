@@ -14,6 +14,16 @@ from pathlib import PurePosixPath
 from ..contracts import MANIFEST_NAME
 from ..errors import RegistryError
 
+__all__ = [
+    "BUILD_NOTEBOOK",
+    "NAME_RE",
+    "VERSION_RE",
+    "check_name",
+    "check_relative",
+    "new_version_id",
+    "variant_prefix",
+]
+
 BUILD_NOTEBOOK = "notebooks/01_build_variants.ipynb"
 VERSION_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")

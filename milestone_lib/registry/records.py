@@ -12,6 +12,8 @@ from minio.datatypes import Object
 
 from ..contracts import MANIFEST_NAME, VariantManifest
 
+__all__ = ["PulledVariant", "PushedVariant", "StoredObject", "VariantVersion", "VersionScan"]
+
 
 @dataclass(frozen=True)
 class VariantVersion:

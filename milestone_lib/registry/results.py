@@ -23,6 +23,8 @@ from .layout import check_name, new_version_id
 from .records import StoredObject
 from .store import SHA256_META, S3Store
 
+__all__ = ["ResultStore"]
+
 
 class ResultStore(S3Store):
     """Images in the images bucket; profiles and reports, by run, in the results bucket."""

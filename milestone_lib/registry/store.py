@@ -36,6 +36,8 @@ from .connection import resolve_settings
 from .credentials import mask_key
 from .endpoint import split_endpoint
 
+__all__ = ["SHA256_META", "S3Store"]
+
 log = logging.getLogger(__name__)
 
 SHA256_META = "sha256"  # travels as the `x-amz-meta-sha256` header
