@@ -1,34 +1,49 @@
 """Deploying the pipeline: a `PipelineDeployment` (data, loadable from YAML) run by a backend.
 
-`LocalBackend` runs local processes; Docker and Kubernetes backends implement the same
-`DeploymentBackend` interface (deploy / scale / status / endpoints / teardown).
+    spec.py        PipelineDeployment / StepDeployment / GatewayDeployment, load_deployment
+    options.py     Batching, RegistryRef, per-backend option sections (local, docker, kubernetes)
+    base.py        DeploymentBackend (the interface), DeploymentState, ReplicaState, Endpoints
+    variants.py    resolve_variant_folder: a step's folder, or a registry pull
+    exit_hooks.py  teardown at interpreter exit and on SIGTERM
+    factory.py     make_backend("local" | "docker" | "kubernetes", **options)
+    local/         LocalBackend: processes, cores, cgroup CPU quotas
+
+The gateway membership contract the backends write and query is `milestone_lib.serving.membership`.
 """
 
 from __future__ import annotations
 
+from ..serving.membership import query_gateway_membership
 from .base import DeploymentBackend, DeploymentState, Endpoints, ReplicaState
-from .local import LocalBackend, query_gateway_membership, resolve_variant_folder
-from .spec import (
+from .factory import BACKENDS, make_backend
+from .local import LocalBackend
+from .options import (
     Batching,
-    GatewayDeployment,
-    PipelineDeployment,
+    DockerOptions,
+    KubernetesOptions,
+    LocalOptions,
     RegistryRef,
-    StepDeployment,
-    load_deployment,
 )
+from .spec import GatewayDeployment, PipelineDeployment, StepDeployment, load_deployment
+from .variants import resolve_variant_folder
 
 __all__ = [
+    "BACKENDS",
     "Batching",
     "DeploymentBackend",
     "DeploymentState",
+    "DockerOptions",
     "Endpoints",
     "GatewayDeployment",
+    "KubernetesOptions",
     "LocalBackend",
+    "LocalOptions",
     "PipelineDeployment",
     "RegistryRef",
     "ReplicaState",
     "StepDeployment",
     "load_deployment",
+    "make_backend",
     "query_gateway_membership",
     "resolve_variant_folder",
 ]

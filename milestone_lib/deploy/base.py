@@ -1,18 +1,22 @@
-"""The interface every deployment backend implements (local processes now; Docker and Kubernetes next).
+"""The interface every deployment backend implements, and the backend-neutral state it reports.
 
 A backend object holds at most one running pipeline deployment:
 
-    with LocalBackend() as backend:          # teardown on exit, also on an exception
+    with make_backend("local") as backend:   # teardown on exit, also on an exception
         state = backend.deploy(spec)         # PipelineDeployment -> DeploymentState
         backend.scale("detect", 3)           # no request is dropped
         backend.endpoints().gateway          # "127.0.0.1:PORT"
+
+Where a replica runs is backend-specific and stays in `ReplicaState.placement` (local: pid, cores,
+cgroup; Docker: container id; Kubernetes: pod and node); everything else is shared.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -30,12 +34,17 @@ class ReplicaState(BaseModel):
     variant: str | None = None
     address: str
     """host:port of its Open Inference Protocol gRPC endpoint."""
-    pid: int | None = None
-    """Process id (local backend); None where the backend has no process ids."""
-    cores: list[int] | None = None
-    """CPU cores it is pinned to; None when not pinned."""
+    cpu: float = 1.0
+    """CPUs allocated to it."""
     threads: int = 1
+    """Compute threads it runs."""
     alive: bool = True
+    placement: dict[str, Any] = Field(default_factory=dict)
+    """Where it runs, backend-specific: local {pid, cores, cgroup}, docker {container}, kubernetes {pod, node}."""
+
+    @property
+    def label(self) -> str:
+        return "gateway" if self.step == "gateway" else f"{self.step}-{self.index}"
 
 
 class Endpoints(BaseModel):
@@ -46,34 +55,45 @@ class Endpoints(BaseModel):
 
 
 class DeploymentState(BaseModel):
-    """What a deploy or scale produced: every process, its cores, and any warning about sharing."""
+    """What a deploy or scale produced: every replica, its CPU, where it runs, and any warning."""
 
     name: str
     backend: str
     gateway: ReplicaState
     replicas: list[ReplicaState]
-    available_cores: list[int]
-    """Cores this machine lets the deployment use."""
-    oversubscribed: bool = False
-    """True when replicas (or the gateway) must share cores."""
+    capacity_cpu: float | None = None
+    """CPUs the backend offers the deployment; None where unknown (a cluster)."""
+    placement: dict[str, Any] = Field(default_factory=dict)
+    """Backend-wide facts, e.g. the local cores available."""
     warnings: list[str] = Field(default_factory=list)
+    """Allocations that are not enforced, processes that share CPUs, replicas that are down."""
 
     @property
-    def core_assignment(self) -> dict[str, list[int] | None]:
-        """`<step>-<index>` (and `gateway`) -> the cores it is pinned to."""
-        out: dict[str, list[int] | None] = {"gateway": self.gateway.cores}
-        out.update({f"{r.step}-{r.index}": r.cores for r in self.replicas})
-        return out
+    def requested_cpu(self) -> float:
+        return sum(r.cpu for r in [self.gateway, *self.replicas])
+
+    @property
+    def oversubscribed(self) -> bool:
+        """True when the deployment asks for more CPU than the backend offers."""
+        return self.capacity_cpu is not None and self.requested_cpu > self.capacity_cpu + 1e-9
+
+    @property
+    def placements(self) -> dict[str, dict[str, Any]]:
+        """`<step>-<index>` (and `gateway`) -> where it runs."""
+        return {r.label: r.placement for r in [self.gateway, *self.replicas]}
 
     def replica_count(self, step: str) -> int:
         return sum(1 for r in self.replicas if r.step == step)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per process: step, index, variant, address, pid, cores, threads, alive."""
-        rows = [r.model_dump() for r in [self.gateway, *self.replicas]]
-        frame = pd.DataFrame(rows)
-        frame["cores"] = frame["cores"].map(lambda c: ",".join(map(str, c)) if c else "-")
-        return frame
+        """One row per process: step, index, variant, address, cpu, threads, alive, then its placement."""
+        rows = []
+        for replica in [self.gateway, *self.replicas]:
+            row = replica.model_dump(exclude={"placement"})
+            for key, value in replica.placement.items():
+                row[key] = ",".join(map(str, value)) if isinstance(value, list) else value
+            rows.append(row)
+        return pd.DataFrame(rows)
 
 
 class DeploymentBackend(ABC):
@@ -91,15 +111,19 @@ class DeploymentBackend(ABC):
 
     @abstractmethod
     def status(self) -> DeploymentState:
-        """The current state, with each process's liveness."""
+        """The current state, with each replica's liveness."""
 
     @abstractmethod
     def endpoints(self) -> Endpoints:
         """The gateway address and every step replica's address."""
 
     @abstractmethod
+    def variant_folder(self, step: str) -> Path:
+        """The local folder holding the step's variant (to read its manifest or sample images)."""
+
+    @abstractmethod
     def teardown(self) -> None:
-        """Stop everything; idempotent; leaves no process behind."""
+        """Stop everything; idempotent; leaves nothing running."""
 
     def __enter__(self) -> Self:
         return self

@@ -1,68 +1,79 @@
-"""A pipeline deployment described by data: which variant serves each step, how many replicas,
-how many cores each, and how each replica batches. Loadable from YAML (`deploy/examples/`).
+"""A pipeline deployment described by data, for any backend; loadable from YAML (`deploy/examples/`).
 
     name: detect-classify
     steps:
       - step: detect
         variant: yolov8n-onnx-fp32        # folder: artifacts/variants/<variant> unless `folder` is set
         replicas: 2
-        cores: 1
+        cpu: 0.5                          # CPUs per replica (Kubernetes 500m, docker --cpus 0.5)
+        threads: 1                        # default: ceil(cpu), at least 1
+        image: milestone/step-server:1    # Docker / Kubernetes; the local backend ignores it
         batching: {max_batch_size: 4, max_queue_delay_ms: 2, max_queue_size: 64}
+        local: {pin: true, cpu_quota: true}
       - step: classify
         variant: resnet-tiny-onnx-fp32
         registry: {version: latest}      # pull from the model registry instead of a local folder
+
+`cores: N` (the old name) still loads, as `cpu: N`.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..contracts import MANIFEST_NAME, STEPS, Step
 from ..errors import DeploymentError
+from .options import (
+    Batching,
+    DockerOptions,
+    KubernetesOptions,
+    LocalOptions,
+    RegistryRef,
+)
 
-__all__ = [
-    "STEPS",
-    "Batching",
-    "GatewayDeployment",
-    "PipelineDeployment",
-    "RegistryRef",
-    "StepDeployment",
-    "load_deployment",
-]
+__all__ = ["STEPS", "GatewayDeployment", "PipelineDeployment", "StepDeployment", "load_deployment"]
 
 BUILD_HINT = "run notebooks/01_build_variants.ipynb (or `make variants`) to build it first"
 
 
-class Batching(BaseModel):
-    """Dynamic batching of one step server."""
+def _cores_means_cpu(data: Any, where: str) -> Any:
+    """Accept the old `cores: N` as `cpu: N` (one CPU each)."""
+    if isinstance(data, dict) and "cores" in data:
+        data = dict(data)
+        if "cpu" in data:
+            raise ValueError(f"{where} sets both `cores` (the old name) and `cpu`; keep only `cpu`")
+        data["cpu"] = data.pop("cores")
+    return data
+
+
+class _Resources(BaseModel):
+    """CPU and threads of one process, and what each backend needs to run it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(default=4, ge=1)
-    """Largest batch the server forms from queued requests."""
-    max_queue_delay_ms: float = Field(default=2.0, ge=0)
-    """How long the first queued request waits for others to join its batch."""
-    max_queue_size: int = Field(default=64, ge=1)
-    """Requests queued beyond this are refused with RESOURCE_EXHAUSTED."""
+    cpu: float = Field(default=1.0, gt=0)
+    """CPUs per replica; fractions allowed (0.5 = half a CPU's time)."""
+    threads: int | None = Field(default=None, ge=1)
+    """Compute threads per replica; default ceil(cpu), at least 1."""
+    image: str | None = None
+    """Container image (Docker and Kubernetes backends); the local backend ignores it."""
+    local: LocalOptions = Field(default_factory=LocalOptions)
+    docker: DockerOptions | None = None
+    kubernetes: KubernetesOptions | None = None
+
+    @property
+    def thread_count(self) -> int:
+        """The threads a replica runs: `threads`, else ceil(cpu), at least 1."""
+        return self.threads if self.threads is not None else max(1, math.ceil(self.cpu - 1e-9))
 
 
-class RegistryRef(BaseModel):
-    """Pull the variant from the model registry (`milestone_lib.registry.ModelRegistry`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: str | None = None
-    """Version to pull; None means the latest."""
-
-
-class StepDeployment(BaseModel):
-    """One step of the pipeline: its variant and how it is replicated."""
-
-    model_config = ConfigDict(extra="forbid")
+class StepDeployment(_Resources):
+    """One step of the pipeline: its variant, how it is replicated, and each replica's resources."""
 
     step: Step
     """`detect` or `classify`."""
@@ -73,10 +84,13 @@ class StepDeployment(BaseModel):
     registry: RegistryRef | None = None
     """Pull the variant from the registry instead of a local folder."""
     replicas: int = Field(default=1, ge=1)
-    """Server processes serving this step."""
-    cores: int = Field(default=1, ge=1)
-    """CPU cores per replica (its `--threads`, and the cores it is pinned to)."""
+    """Server processes (containers, pods) serving this step."""
     batching: Batching = Field(default_factory=Batching)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_cores(cls, data: Any) -> Any:
+        return _cores_means_cpu(data, f"step '{data.get('step', '?')}'" if isinstance(data, dict) else "a step")
 
     @model_validator(mode="after")
     def _one_source(self) -> StepDeployment:
@@ -99,15 +113,24 @@ class StepDeployment(BaseModel):
         return folder
 
 
-class GatewayDeployment(BaseModel):
+class GatewayDeployment(_Resources):
     """The pipeline gateway in front of the step replicas."""
-
-    model_config = ConfigDict(extra="forbid")
 
     policy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
     """How the gateway picks a replica of a step."""
-    cores: int = Field(default=1, ge=1)
-    """Cores reserved for the gateway process when the machine has enough."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_cores(cls, data: Any) -> Any:
+        return _cores_means_cpu(data, "the gateway")
+
+
+_YAML_ORDER = ["step", "variant", "folder", "registry", "replicas", "cpu", "threads", "image", "batching",
+               "local", "docker", "kubernetes"]
+
+
+def _per_step(value: Any, step: str, default: Any) -> Any:
+    return value.get(step, default) if isinstance(value, dict) else value
 
 
 class PipelineDeployment(BaseModel):
@@ -139,27 +162,39 @@ class PipelineDeployment(BaseModel):
         classify: str,
         *,
         replicas: dict[str, int] | int = 1,
-        cores: dict[str, int] | int = 1,
+        cpu: dict[str, float] | float | None = None,
+        cores: dict[str, float] | float | None = None,
+        threads: dict[str, int] | int | None = None,
         batching: Batching | None = None,
         variants_dir: Path | None = None,
         name: str = "detect-classify",
     ) -> PipelineDeployment:
-        """A deployment of two local variants; `replicas`/`cores` are one number or one per step."""
-        per_step = {"detect": detect, "classify": classify}
-        steps = []
-        for step, variant in per_step.items():
-            steps.append(StepDeployment(
+        """A deployment of two local variants; `replicas` / `cpu` / `threads` are one value or one per step.
+
+        `cores` is the old name of `cpu`.
+        """
+        if cpu is not None and cores is not None:
+            raise DeploymentError("for_variants() got both `cpu` and `cores` (the old name); pass only `cpu`")
+        cpu = cores if cpu is None else cpu
+        steps = [
+            StepDeployment(
                 step=step,  # type: ignore[arg-type]
                 variant=variant,
                 folder=Path(variants_dir) / variant if variants_dir is not None else None,
-                replicas=replicas if isinstance(replicas, int) else replicas.get(step, 1),
-                cores=cores if isinstance(cores, int) else cores.get(step, 1),
+                replicas=_per_step(replicas, step, 1),
+                cpu=_per_step(cpu if cpu is not None else 1.0, step, 1.0),
+                threads=_per_step(threads, step, None),
                 batching=batching or Batching(),
-            ))
+            )
+            for step, variant in (("detect", detect), ("classify", classify))
+        ]
         return cls(name=name, steps=steps)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        """The spec as YAML, defaults left out, each step's identity first."""
+        data = self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        data["steps"] = [{k: s[k] for k in sorted(s, key=_YAML_ORDER.index)} for s in data["steps"]]
+        return yaml.safe_dump({"name": self.name, **data}, sort_keys=False)
 
 
 def load_deployment(path: str | Path) -> PipelineDeployment:

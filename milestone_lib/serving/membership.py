@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..contracts import STEPS
 from ..errors import DeploymentError
 from ..files import atomic_write_json
 
@@ -40,7 +41,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 PIPELINE_MODEL = "pipeline"
-STEPS = ("detect", "classify")
 Endpoints = dict[str, list[str]]
 
 
