@@ -111,7 +111,7 @@ def plot_accuracy_vs_latency(table: pd.DataFrame, *, title: str = "") -> Any:
             if len(data):
                 sns.scatterplot(data=data, x="Latency ms", y="Accuracy", hue="Format / precision", style="Model",
                                 s=90, ax=axis)
-                axis.legend(loc="lower right")
+                axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the points, never on them
             set_log_ms_axis(axis, data["Latency ms"].astype(float))
             axis.set_title(f"{step}: accuracy vs latency")
             axis.set_xlabel("latency per image, ms (log scale; batch 1, 1 thread)")
