@@ -35,7 +35,7 @@ from ..errors import UnsupportedFormatError
 from ..inference import Classifier, Detector, preprocess_classifier, preprocess_detector
 from ..settings import ProjectSettings
 from .config import FORMATS, BuildConfig, variant_name
-from .family import FamilyBuilder
+from .family import FamilyBuilder, ModelRecipe
 from .hf import ClassifierTraining, export_classifier_onnx, train_classifier
 from .yolo import (
     DETECTOR_CLASS_NAMES,
@@ -98,27 +98,27 @@ def build_variants(config: BuildConfig | None = None, *, settings: ProjectSettin
     for size in config.detector_sizes:
         training = DetectorTraining(family=config.detector_family, size=size, epochs=config.epochs_for(size),
                                     imgsz=config.imgsz, batch=config.detector_batch, seed=config.seed, weights=config.detector_weights.get(size))
-        detectors += builder.build_family(
-            step="detect", family=config.detector_family, size=size, training=training.as_dict(), dataset=dataset,
+        detectors += builder.build_family(ModelRecipe(
+            step="detect", family=config.detector_family, size=size, training=training.as_dict(),
+            class_names=DETECTOR_CLASS_NAMES, imgsz=config.imgsz,
             train=lambda folder, t=training: train_detector(dataset, t, folder),
             export=lambda weights, folder: export_detector_onnx(weights, folder, imgsz=config.imgsz),
             calibration=detector_calibration,
             measure=lambda manifest, folder: detector_map(Detector(manifest, folder, threads=2), val),
-            class_names=DETECTOR_CLASS_NAMES, imgsz=config.imgsz,
-        )
+        ), dataset)
     classifiers: list[str] = []
     for size in config.classifier_sizes:
         ctraining = ClassifierTraining(size=size, epochs=config.classifier_epochs, imgsz=config.classifier_imgsz,
                                        seed=config.seed, checkpoint=config.classifier_checkpoints.get(size))
-        classifiers += builder.build_family(
-            step="classify", family=ctraining.family, size=size, training=ctraining.as_dict(), dataset=dataset,
+        classifiers += builder.build_family(ModelRecipe(
+            step="classify", family=ctraining.family, size=size, training=ctraining.as_dict(),
+            class_names=dataset.class_names, imgsz=config.classifier_imgsz,
             train=lambda folder, t=ctraining: train_classifier(dataset, t, folder)[0],
             export=lambda weights, folder: export_classifier_onnx(weights, folder, imgsz=config.classifier_imgsz),
             calibration=classifier_calibration,
             measure=lambda manifest, folder: classifier_top1(Classifier(manifest, folder, threads=2), dataset,
                                                              crops=val_crops),
-            class_names=dataset.class_names, imgsz=config.classifier_imgsz,
-        )
+        ), dataset)
     pipeline_rows = builder.stages.time("pipeline accuracy", lambda: _pipeline_accuracy(
         builder.variants, detectors, classifiers, val))
     return BuildResult(dataset_yaml=str(dataset.yaml_path), variants=builder.variants,

@@ -11,12 +11,13 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..contracts import TensorSpec, VariantManifest, load_manifest
+from ..contracts import Step, TensorSpec, VariantManifest, load_manifest
 from ..data.yolo import YoloDataset
 from ..runtimes.tensorrt import tensorrt_unavailable_reason
 from ..settings import ProjectSettings
@@ -31,7 +32,7 @@ from .speed import measure_latency_side_by_side
 from .tensorrt import build_tensorrt_engine
 from .yolo import count_parameters
 
-__all__ = ["FamilyBuilder", "StageTimer"]
+__all__ = ["FamilyBuilder", "ModelRecipe", "StageTimer"]
 
 
 class StageTimer:
@@ -72,6 +73,38 @@ def _onnx_specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     return [spec(a) for a in session.get_inputs()], [spec(a) for a in session.get_outputs()]
 
 
+@dataclass(frozen=True)
+class ModelRecipe:
+    """One model to build in every format: how to train, export, calibrate and measure it."""
+
+    step: Step
+    family: str
+    size: str
+    training: dict[str, Any]
+    class_names: list[str]
+    imgsz: int
+    train: Callable[[Path], Path]
+    """folder -> PyTorch weights (a file or a Hugging Face folder) written in it"""
+    export: Callable[[Path, Path], Path]
+    """(weights, folder) -> ONNX file written in folder"""
+    calibration: Callable[[], list[np.ndarray]]
+    """pre-processed batches for static INT8"""
+    measure: Callable[[VariantManifest, Path], dict[str, float]]
+    """accuracy of a built variant"""
+
+
+@dataclass
+class _Sources:
+    """What every format of one model derives from, made at most once per build."""
+
+    weights: Path
+    onnx_path: Path | None
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    parameters: int | None = None
+    calibration: list[np.ndarray] | None = None
+
+
 class FamilyBuilder:
     """Builds families of variants into `settings.variants_dir`; remembers what it built and what it could not."""
 
@@ -83,81 +116,82 @@ class FamilyBuilder:
         self.unavailable: list[dict[str, str]] = []
         self.trt_reason = tensorrt_unavailable_reason()
 
-    def build_family(
-        self, *, step: str, family: str, size: str, training: dict[str, Any], dataset: YoloDataset,
-        train: Callable[[Path], Path], export: Callable[[Path, Path], Path], calibration: Callable[[], list[np.ndarray]],
-        measure: Callable[[VariantManifest, Path], dict[str, float]], class_names: list[str], imgsz: int,
-    ) -> list[str]:
-        config = self.config
-        base_fp = _fingerprint(dataset.describe(), training, imgsz)
+    def build_family(self, recipe: ModelRecipe, dataset: YoloDataset) -> list[str]:
+        """Build (or reuse) every format of one model; return the names of its variants."""
+        base_fp = _fingerprint(dataset.describe(), recipe.training, recipe.imgsz)
+        sources = self._sources(recipe, base_fp)
         built: list[str] = []
-        names = {fmt: variant_name(family, size, fmt) for fmt in config.format_list}
-        folders = {fmt: self.settings.variants_dir / name for fmt, name in names.items()}
-        pytorch_folder = self.settings.variants_dir / variant_name(family, size, "pytorch-fp32")
-        onnx_folder = self.settings.variants_dir / variant_name(family, size, "onnx-fp32")
-        needs_onnx = any(f != "pytorch-fp32" for f in config.format_list)
-        # PyTorch weights are the root of every other format, so they are built even if not listed.
-        weights = self._ensure(pytorch_folder, base_fp + "pytorch-fp32",
-                               lambda folder: self.stages.time(f"train {step} {size}", lambda: train(folder)))
-        params: list[int] = []
-
-        def parameters() -> int:  # counted once, and only when a manifest is (re)written
-            if not params:
-                params.append(self.stages.time("count parameters", lambda: self._parameters(step, weights)))
-            return params[0]
-
-        onnx_path = None
-        if needs_onnx:
-            onnx_path = self._ensure(onnx_folder, base_fp + "onnx-fp32",
-                                     lambda folder: self.stages.time("export onnx", lambda: export(weights, folder)))
-        inputs, outputs = _onnx_specs(onnx_path) if onnx_path else ([], [])
-        calibration_batches: list[np.ndarray] | None = None
         measured_now = 0
-        for fmt in config.format_list:
-            fmt_name, precision = FORMATS[fmt]
-            folder = folders[fmt]
-            recipe = static_quantized_ops(step, family) if fmt == "onnx-int8-static" else None
-            fingerprint = _fingerprint(base_fp, fmt, config.calibration_images, *([recipe] if recipe else []))
+        for fmt in self.config.format_list:
+            name = variant_name(recipe.family, recipe.size, fmt)
             if fmt.startswith("tensorrt") and self.trt_reason:
-                self.unavailable.append({"variant": names[fmt], "step": step, "model": f"{family}-{size}",
+                self.unavailable.append({"variant": name, "step": recipe.step, "model": f"{recipe.family}-{recipe.size}",
                                          "format": fmt, "reason": self.trt_reason})
                 continue
-            reused = None if config.rebuild else _reusable(folder, fingerprint)
-            if reused and reused.accuracy and reused.latency_ms:
-                self.variants[names[fmt]] = str(folder)
-                built.append(names[fmt])
-                continue
-            if fmt == "pytorch-fp32":
-                artifact = weights
-            elif fmt == "onnx-fp32":
-                artifact = onnx_path
-            else:
-                if calibration_batches is None and fmt in ("onnx-int8-static", "tensorrt-int8"):
-                    calibration_batches = self.stages.time("calibration data", calibration)
-                artifact = self._derive(fmt, onnx_path, folder, calibration_batches, imgsz, recipe)
-            assert artifact is not None
-            relative = str(Path(artifact).relative_to(folder))
-            manifest = VariantManifest(
-                name=names[fmt], step=step, family=family, size=size, format=fmt_name, precision=precision,
-                parameters=parameters(), artifact=relative, files=VariantManifest.describe_files(folder, relative),
-                inputs=inputs, outputs=outputs, class_names=class_names, imgsz=imgsz,
-                dataset=dataset.describe(), training={**training, "fingerprint": fingerprint},
-            )
-            manifest.accuracy = self.stages.time(f"accuracy {step}",
-                                                 lambda m=manifest, f=folder: measure(m, f))
-            manifest.write(folder)
-            self.variants[names[fmt]] = str(folder)
-            built.append(names[fmt])
-            measured_now += 1
+            measured_now += self._build_format(recipe, dataset, fmt, base_fp, sources)
+            self.variants[name] = str(self.settings.variants_dir / name)
+            built.append(name)
         if measured_now:  # time every variant of the model together, so their ratios are comparable
-            family_variants = [(load_manifest(folders[fmt]), folders[fmt]) for fmt in config.format_list
-                               if names[fmt] in built]
-            latencies = self.stages.time("latency", lambda: measure_latency_side_by_side(
-                family_variants, batches=config.latency_batches, threads=config.latency_threads))
-            for (manifest, folder), latency in zip(family_variants, latencies):
-                manifest.latency_ms = latency
-                manifest.write(folder)
+            self._time_side_by_side([self.settings.variants_dir / name for name in built])
         return built
+
+    def _sources(self, recipe: ModelRecipe, base_fp: str) -> _Sources:
+        def folder(fmt: str) -> Path:
+            return self.settings.variants_dir / variant_name(recipe.family, recipe.size, fmt)
+
+        # PyTorch weights are the root of every other format, so they are built even if not listed.
+        weights = self._ensure(folder("pytorch-fp32"), base_fp + "pytorch-fp32", lambda target: self.stages.time(
+            f"train {recipe.step} {recipe.size}", lambda: recipe.train(target)))
+        onnx_path = None
+        if any(f != "pytorch-fp32" for f in self.config.format_list):
+            onnx_path = self._ensure(folder("onnx-fp32"), base_fp + "onnx-fp32", lambda target: self.stages.time(
+                "export onnx", lambda: recipe.export(weights, target)))
+        inputs, outputs = _onnx_specs(onnx_path) if onnx_path else ([], [])
+        return _Sources(weights, onnx_path, inputs, outputs)
+
+    def _build_format(self, recipe: ModelRecipe, dataset: YoloDataset, fmt: str, base_fp: str,
+                      sources: _Sources) -> bool:
+        """Write the variant of one format with its accuracy; False when a matching one was reused."""
+        config = self.config
+        name = variant_name(recipe.family, recipe.size, fmt)
+        folder = self.settings.variants_dir / name
+        ops = static_quantized_ops(recipe.step, recipe.family) if fmt == "onnx-int8-static" else None
+        fingerprint = _fingerprint(base_fp, fmt, config.calibration_images, *([ops] if ops else []))
+        reused = None if config.rebuild else _reusable(folder, fingerprint)
+        if reused and reused.accuracy and reused.latency_ms:
+            return False
+        if fmt == "pytorch-fp32":
+            artifact = sources.weights
+        elif fmt == "onnx-fp32":
+            artifact = sources.onnx_path
+        else:
+            if sources.calibration is None and fmt in ("onnx-int8-static", "tensorrt-int8"):
+                sources.calibration = self.stages.time("calibration data", recipe.calibration)
+            artifact = self._derive(fmt, sources.onnx_path, folder, sources.calibration, recipe.imgsz, ops)
+        assert artifact is not None
+        if sources.parameters is None:  # counted once, and only when a manifest is (re)written
+            sources.parameters = self.stages.time("count parameters",
+                                                  lambda: self._parameters(recipe.step, sources.weights))
+        fmt_name, precision = FORMATS[fmt]
+        relative = str(Path(artifact).relative_to(folder))
+        manifest = VariantManifest(
+            name=name, step=recipe.step, family=recipe.family, size=recipe.size, format=fmt_name,
+            precision=precision, parameters=sources.parameters, artifact=relative,
+            files=VariantManifest.describe_files(folder, relative), inputs=sources.inputs, outputs=sources.outputs,
+            class_names=recipe.class_names, imgsz=recipe.imgsz, dataset=dataset.describe(),
+            training={**recipe.training, "fingerprint": fingerprint},
+        )
+        manifest.accuracy = self.stages.time(f"accuracy {recipe.step}", lambda: recipe.measure(manifest, folder))
+        manifest.write(folder)
+        return True
+
+    def _time_side_by_side(self, folders: list[Path]) -> None:
+        variants = [(load_manifest(folder), folder) for folder in folders]
+        latencies = self.stages.time("latency", lambda: measure_latency_side_by_side(
+            variants, batches=self.config.latency_batches, threads=self.config.latency_threads))
+        for (manifest, folder), latency in zip(variants, latencies):
+            manifest.latency_ms = latency
+            manifest.write(folder)
 
     def _ensure(self, folder: Path, fingerprint: str, make: Callable[[Path], Path]) -> Path:
         """Return the artifact in `folder`, rebuilding it unless a matching one is there."""
