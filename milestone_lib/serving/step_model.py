@@ -102,6 +102,8 @@ class StepModel:
 
 
 class DetectModel(StepModel):
+    """`IMAGES` in, `DETECTIONS` + `COUNTS` out, through `Detector.timed`."""
+
     def __init__(self, manifest: VariantManifest, folder: Path, *, threads: int) -> None:
         self.manifest = manifest
         self.detector = Detector(manifest, folder, threads=threads)
@@ -129,6 +131,8 @@ class DetectModel(StepModel):
 
 
 class ClassifyModel(StepModel):
+    """`CROPS` in, `PROBABILITIES` out, through `Classifier.timed`."""
+
     def __init__(self, manifest: VariantManifest, folder: Path, *, threads: int) -> None:
         self.manifest = manifest
         self.classifier = Classifier(manifest, folder, threads=threads)
