@@ -1,4 +1,10 @@
-"""Pipeline gateway over real step-server subprocesses: equality, timings, membership, failures."""
+"""Pipeline gateway over real step-server subprocesses: equality, timings, membership, failures.
+
+No wall-clock thresholds: membership changes and kills happen between phases counted in completed
+requests, and the checks are about order (which replica served a request sent in which phase)
+and accounting (every request has one outcome). The gateway hop's cost is
+benchmarks/bench_gateway_hop.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 import signal
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -26,6 +33,11 @@ from milestone_lib.contracts import load_manifest
 from milestone_lib.data.geometry import cut_crops
 from milestone_lib.inference import Classifier, Detector
 from milestone_lib.serving.balancer import ReplicaPool
+from milestone_lib.serving.membership import (
+    EndpointsWatcher,
+    Membership,
+    wait_for_membership,
+)
 from milestone_lib.serving.protocol import (
     decode_outputs,
     make_infer_request,
@@ -55,18 +67,9 @@ def expected_pipeline(detect_folder, classify_folder, image: np.ndarray) -> np.n
 
 
 def membership(address: str) -> tuple[int, dict]:
+    """What a standard client (tritonclient) reads from the gateway's ModelConfig."""
     config = triton.InferenceServerClient(address).get_model_config("pipeline", as_json=True)["config"]["parameters"]
     return int(config["generation"]["string_value"]), json.loads(config["endpoints"]["string_value"])
-
-
-def wait_for_generation(address: str, generation: int, timeout: float = 5.0) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        current, endpoints = membership(address)
-        if current >= generation:
-            return endpoints
-        time.sleep(0.05)
-    raise AssertionError(f"gateway did not pick up membership generation {generation}")
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +119,7 @@ def test_end_to_end_equals_in_process_detect_crop_classify_and_timings_add_up(pi
         if len(got):
             assert float(params["classify_compute_ms"]) > 0 and params["classify_replica"]
     assert found > 0, "the sample images should give detections"
-    # What the caller saw = the gateway's total + one loopback hop to the gateway (median: a shared CPU is noisy).
-    gap, e2e = float(np.median([g for g, _ in gaps])), float(np.median([e for _, e in gaps]))
-    assert gap < max(5.0, 0.25 * e2e), gaps
+    assert all(gap >= 0 for gap, _ in gaps)  # what the caller saw includes the gateway's own total
 
 
 @pytest.mark.slow
@@ -146,7 +147,7 @@ def test_bad_input_and_unknown_model_get_explicit_errors_and_the_gateway_keeps_s
             (make_infer_request("pipeline", {"IMAGE": np.zeros((1, 8, 8, 3), np.float32)}),
              grpc.StatusCode.INVALID_ARGUMENT, "float32"),
             (make_infer_request("pipeline", {"PIXELS": np.zeros((1, 8, 8, 3), np.uint8)}),
-             grpc.StatusCode.INVALID_ARGUMENT, "takes input 'IMAGE'"),
+             grpc.StatusCode.INVALID_ARGUMENT, "has no input 'PIXELS'"),
             (make_infer_request("detect", {"IMAGE": np.zeros((1, 8, 8, 3), np.uint8)}),
              grpc.StatusCode.NOT_FOUND, "gateway serves 'pipeline'"),
         ]
@@ -161,36 +162,55 @@ def test_bad_input_and_unknown_model_get_explicit_errors_and_the_gateway_keeps_s
 
 
 def _stream(address: str, images: list[np.ndarray], *, concurrency: int, count: int,
-            on_progress=None) -> list[tuple[str, dict]]:
-    """`count` requests from `concurrency` threads; every outcome recorded as (status, params)."""
-    outcomes: list[tuple[str, dict]] = []
+            on_progress=None) -> list[tuple[str, dict, int]]:
+    """`count` requests from `concurrency` threads; every outcome recorded as (status, params, phase).
+
+    `phase` is the value `on_progress(done)` last returned (0 before) when the request was sent;
+    `on_progress` runs under the stream's lock, so no request is sent while it acts.
+    """
+    outcomes: list[tuple[str, dict, int]] = []
     lock = threading.Lock()
     counter = iter(range(count))
+    phase = [0]
 
     def worker() -> None:
         channel, stub = stub_for(address)
         with channel:
             while True:
                 with lock:
-                    index = next(counter, None)
+                    index, sent_in = next(counter, None), phase[0]
                 if index is None:
                     return
                 try:
-                    response = stub.ModelInfer(pipeline_request(images[index % len(images)]), timeout=20)
-                    outcome = ("OK", read_parameters(response.parameters))
+                    response = stub.ModelInfer(pipeline_request(images[index % len(images)]), timeout=60)
+                    outcome = ("OK", read_parameters(response.parameters), sent_in)
                 except grpc.RpcError as exc:
-                    outcome = (exc.code().name, {"details": exc.details()})
+                    outcome = (exc.code().name, {"details": exc.details()}, sent_in)
                 with lock:
                     outcomes.append(outcome)
                     if on_progress:
-                        on_progress(len(outcomes))
+                        phase[0] = on_progress(len(outcomes)) or phase[0]
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(120)
+        thread.join(300)
     return outcomes
+
+
+def test_endpoints_watcher_sees_every_atomic_rewrite_and_skips_a_bad_file(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.json"
+    write_endpoints(path, {"detect": ["127.0.0.1:2", "127.0.0.1:1"], "classify": []})
+    watcher = EndpointsWatcher(path)
+    assert watcher.poll() == {"detect": ["127.0.0.1:1", "127.0.0.1:2"], "classify": []} and watcher.poll() is None
+    for port in (3, 4):  # same size, written back to back: each is still a change
+        write_endpoints(path, {"detect": [f"127.0.0.1:{port}"], "classify": []})
+        assert watcher.poll() == {"detect": [f"127.0.0.1:{port}"], "classify": []}
+    path.write_text('{"detect": "127.0.0.1:5"}')
+    assert watcher.poll() is None  # logged and ignored until the file changes again
+    assert Membership(2, {"detect": ["b", "a"]}).matches({"detect": ["a", "b"]})
+    assert not Membership(2, {"detect": ["a"]}).matches({"detect": ["a", "b"]})
 
 
 @pytest.mark.slow
@@ -205,48 +225,51 @@ def test_membership_changes_at_run_time_without_dropping_requests(serving_varian
                    tmp_path) as gateway:
             assert membership(gateway.address) == (1, {"detect": [det_a.address], "classify": [cls.address]})
             images = sample_images(4, seed=3)
-            changes: list[int] = []
+            plan = {15: (1, [det_a.address, det_b.address]), 45: (2, [det_b.address])}
+            reported: list[Membership] = []
 
-            def change(done: int) -> None:
-                if done == 15 and not changes:
-                    changes.append(done)
-                    write_endpoints(endpoints, {"detect": [det_a.address, det_b.address], "classify": [cls.address]})
-                    wait_for_generation(gateway.address, 2)  # the poll may lag on a loaded machine
-                if done == 45 and len(changes) == 1:
-                    changes.append(done)
-                    write_endpoints(endpoints, {"detect": [det_b.address], "classify": [cls.address]})
+            def change(done: int) -> int | None:
+                if done not in plan:
+                    return None
+                phase, detect = plan[done]
+                write_endpoints(endpoints, {"detect": detect, "classify": [cls.address]})
+                # Wait on the generation the gateway reports, not on time: the poll may lag on a loaded machine.
+                reported.append(wait_for_membership(gateway.address, expected={"detect": detect},
+                                                    after_generation=phase, timeout_s=120))
+                return phase
 
             outcomes = _stream(gateway.address, images, concurrency=3, count=90, on_progress=change)
-            assert len(changes) == 2
-            assert wait_for_generation(gateway.address, 3) == {"detect": [det_b.address], "classify": [cls.address]}
-            assert "MEMBERSHIP" in gateway.log()
-    assert [s for s, _ in outcomes] == ["OK"] * 90
-    replicas = [p["detect_replica"] for _, p in outcomes]
-    assert det_a.address in replicas[:15] and det_b.address not in replicas[:12]
-    assert det_b.address in replicas[15:45]
-    assert replicas[-10:] == [det_b.address] * 10, "a removed replica must get no new requests"
+            assert [m.generation for m in reported] == [2, 3]
+            assert membership(gateway.address) == (3, {"detect": [det_b.address], "classify": [cls.address]})
+            assert gateway.log().count("MEMBERSHIP") == 3
+    assert [s for s, _, _ in outcomes] == ["OK"] * 90
+    served = {phase: {p["detect_replica"] for _, p, sent in outcomes if sent == phase} for phase in (0, 1, 2)}
+    assert served[0] == {det_a.address}  # before det_b was added
+    assert served[1] == {det_a.address, det_b.address}  # round-robin over both once the gateway reported them
+    assert served[2] == {det_b.address}, "a removed replica must get no new requests"
 
 
 @pytest.mark.slow
 def test_killing_a_replica_mid_stream_loses_no_request(pipeline):
     det_a, det_b = pipeline["detect"]
     images = sample_images(4, seed=4)
-    killed: list[int] = []
 
-    def kill(done: int) -> None:
-        if done == 20 and not killed:
-            killed.append(done)
-            det_a.proc.send_signal(signal.SIGKILL)
+    def kill(done: int) -> int | None:
+        if done != 20:
+            return None
+        det_a.proc.send_signal(signal.SIGKILL)
+        det_a.proc.wait(30)
+        return 1
 
     outcomes = _stream(pipeline["gateway"].address, images, concurrency=4, count=80, on_progress=kill)
-    assert killed and det_a.proc.wait(5) == -signal.SIGKILL
+    assert det_a.proc.returncode == -signal.SIGKILL
     assert len(outcomes) == 80, "every request must come back, with a result or an error"
-    statuses = [s for s, _ in outcomes]
-    assert set(statuses) <= {"OK", "UNAVAILABLE"}, statuses
-    assert statuses.count("OK") >= 76, statuses
-    assert all(p["detect_replica"] == det_b.address for s, p in outcomes[30:] if s == "OK")
+    failed = [(s, p) for s, p, sent in outcomes if s != "OK"]
+    assert all(s == "UNAVAILABLE" and p["details"] for s, p in failed), failed  # reported, with the reason
+    after = [(s, p) for s, p, sent in outcomes if sent == 1]  # up to 4 were sent before the kill, still in flight
+    assert len(after) >= 80 - 20 - 4 and all(s == "OK" and p["detect_replica"] == det_b.address for s, p in after), after
     values = scrape(pipeline["gateway"].metrics_port)
-    assert values.get('milestone_gateway_retries_total{step="detect"}', 0) >= 1
+    assert values.get('milestone_gateway_retries_total{step="detect"}', 0) >= 1  # the dead replica's calls retried
 
 
 @pytest.mark.slow
