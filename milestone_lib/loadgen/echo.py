@@ -4,7 +4,10 @@ It answers `ModelInfer` at once with fixed response bytes (a real server's respo
 shape travels back), after parsing the request as a real server would. What a client measures
 against it is the client's own cost plus the loopback transport: the generator's overhead.
 
-    python -m milestone_lib.loadgen.echo [--response FILE] [--port 0]     # prints READY 127.0.0.1:PORT
+    python -m milestone_lib.loadgen.echo [--response FILE] [--delay-ms 0] [--port 0]   # prints READY 127.0.0.1:PORT
+
+With `--delay-ms D` it works D ms per request first (busy, like a model): a server of known service
+time, against which a faithful client measures D plus the floor.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Self
 
@@ -29,11 +33,18 @@ __all__ = ["EchoServer", "main", "serve_echo"]
 _PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 
-async def serve_echo(response: bytes, *, host: str = LOOPBACK, port: int = 0, grace: float = 1.0) -> None:
-    """Answer every ModelInfer with `response` until SIGTERM/SIGINT."""
+async def serve_echo(response: bytes, *, host: str = LOOPBACK, port: int = 0, grace: float = 1.0,
+                     delay_ms: float = 0.0) -> None:
+    """Answer every ModelInfer with `response` until SIGTERM/SIGINT, after `delay_ms` of busy work each."""
     server = grpc.aio.server(options=grpc_channel_options())
+    delay_s = delay_ms / 1e3
 
     async def infer(request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        if delay_s:
+            # Busy, not asleep: a timer would wake up to a millisecond late, and a model is busy too.
+            end = time.perf_counter() + delay_s
+            while time.perf_counter() < end:
+                pass
         return response
 
     handler = grpc.unary_unary_rpc_method_handler(infer, request_deserializer=service_pb2.ModelInferRequest.FromString)
@@ -51,7 +62,7 @@ async def serve_echo(response: bytes, *, host: str = LOOPBACK, port: int = 0, gr
 class EchoServer:
     """The echo server in its own process (so it does not share the client's interpreter), as a context manager."""
 
-    def __init__(self, response: bytes = b"", *, startup_timeout_s: float = 30.0) -> None:
+    def __init__(self, response: bytes = b"", *, delay_ms: float = 0.0, startup_timeout_s: float = 30.0) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="loadgen-echo-")
         folder = Path(self._folder.name)
         (folder / "response.bin").write_bytes(response)
@@ -59,7 +70,8 @@ class EchoServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(_PACKAGE_PARENT), os.environ.get("PYTHONPATH")])))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "milestone_lib.loadgen.echo", "--response", str(folder / "response.bin")],
+            [sys.executable, "-m", "milestone_lib.loadgen.echo", "--response", str(folder / "response.bin"),
+             "--delay-ms", str(delay_ms)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, env=env)
         try:
             self.address = self._wait_ready(startup_timeout_s)
@@ -113,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = service_parser("python -m milestone_lib.loadgen.echo", __doc__.split("\n")[0])
     parser.add_argument("--response", type=Path, help="serialized ModelInferResponse to answer with; "
                         "default: an empty response")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="busy time per request: a server of known "
+                        "service time, to check that a client measures it plus its floor")
     args = parser.parse_args(argv)
     if args.response and not args.response.is_file():
         parser.error(f"--response {args.response}: no such file; write a serialized ModelInferResponse there "
                      "or leave the flag out for an empty response")
     response = args.response.read_bytes() if args.response else b""
-    return run_service(serve_echo(response, host=args.host, port=args.port, grace=args.grace_s))
+    return run_service(serve_echo(response, host=args.host, port=args.port, grace=args.grace_s,
+                                  delay_ms=args.delay_ms))
 
 
 if __name__ == "__main__":

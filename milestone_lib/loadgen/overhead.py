@@ -61,18 +61,19 @@ async def paced_burst(client: LoadClient, *, requests: int, rate: float, timeout
 
 
 async def measure_overhead_async(payloads: Sequence[bytes], response: bytes | None, *, concurrency: int = 1,
-                                 rate: float | None = None, requests: int = 200,
-                                 timeout_s: float = 5.0) -> dict[str, Any]:
+                                 rate: float | None = None, requests: int = 200, timeout_s: float = 5.0,
+                                 delay_ms: float = 0.0) -> dict[str, Any]:
     """p50 / p99 round trip of `payloads` against an echo server answering `response` (a real answer's bytes):
     back to back with `concurrency` workers, or, given a `rate`, spaced at that rate (about a second of it, at least 10 requests).
 
-    Never raises for a server that cannot start: the figures are then NaN and
+    `delay_ms` makes the echo work that long per request first (a server of known service time);
+    the figures then include it. Never raises for a server that cannot start: the figures are then NaN and
     `generator_overhead_error` says why, so the load result it belongs to is not lost.
     """
     figures: dict[str, Any] = {"generator_overhead_ms": math.nan, "generator_overhead_p99_ms": math.nan,
                                "generator_overhead_pace": f"{rate:.4g}/s" if rate else f"concurrency {concurrency}"}
     try:
-        echo = await asyncio.to_thread(EchoServer, response or b"")
+        echo = await asyncio.to_thread(EchoServer, response or b"", delay_ms=delay_ms)
     except MilestoneError as exc:
         return {**figures, "generator_overhead_error": str(exc)}
     client = LoadClient(echo.address, payloads)

@@ -16,6 +16,7 @@ from milestone_lib.loadgen import (
     run_closed_loop,
     run_open_loop,
 )
+from milestone_lib.loadgen.overhead import closed_burst
 from milestone_lib.serving.protocol import service_pb2
 
 
@@ -66,3 +67,18 @@ def test_echo_command_line_says_what_is_wrong_with_its_file(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-m", "milestone_lib.loadgen.echo", "--response", str(tmp_path / "none")],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "error:" in done.stderr and "none" in done.stderr
+
+
+def test_a_busy_echo_is_a_server_of_known_service_time() -> None:
+    payload = make_request(images(0)[0]).SerializeToString()
+    with EchoServer(b"", delay_ms=20.0) as echo:
+        async def send() -> list[dict]:
+            client = LoadClient(echo.address, [payload])
+            try:
+                return await closed_burst(client, requests=5)
+            finally:
+                await client.close()
+
+        rows = asyncio.run(send())
+    assert [r["status"] for r in rows] == ["ok"] * 5
+    assert all(r["latency_ms"] >= 20.0 for r in rows)  # it works 20 ms on each before answering
