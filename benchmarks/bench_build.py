@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from milestone_lib.report import stage_table, variant_table
 from milestone_lib.settings import ProjectSettings
 from milestone_lib.variants.build import BuildConfig, build_variants
-from milestone_lib.report import stage_table, variant_table
 
 TARGET_S = 480.0
 
