@@ -8,10 +8,14 @@
     sweep        sweep_concurrency: the closed loop level by level
     stats        windows, stability, percentiles, goodput within the SLA, errors by code
     echo         a no-op OIP server; overhead: the generator's own cost per request against it
+    loop         blocking entry points (Jupyter too) and precise sleeps
 
 Every request sent is one row of `LoadResult.requests` (`ok`, `failed` with its gRPC code, or
 `timeout`), and every result's summary carries `generator_overhead_ms`: the same requests' p50
-round trip against the echo server on this machine, the floor under each latency it reports.
+round trip against the echo server on this machine, at the run's pace, the floor under each
+latency it reports. An open loop's summary also says whether it kept its schedule
+(`send_lag_p50_ms` / `send_lag_p99_ms` / `max_send_lag_ms`, `achieved_rps`, `schedule_kept`,
+`schedule_warning`).
 """
 
 from __future__ import annotations

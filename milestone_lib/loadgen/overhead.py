@@ -63,12 +63,13 @@ async def paced_burst(client: LoadClient, *, requests: int, rate: float, timeout
 async def measure_overhead_async(payloads: Sequence[bytes], response: bytes | None, *, concurrency: int = 1,
                                  rate: float | None = None, requests: int = 200, timeout_s: float = 5.0,
                                  delay_ms: float = 0.0) -> dict[str, Any]:
-    """p50 / p99 round trip of `payloads` against an echo server answering `response` (a real answer's bytes):
-    back to back with `concurrency` workers, or, given a `rate`, spaced at that rate (about a second of it, at least 10 requests).
+    """p50 / p99 round trip of `payloads` against an echo server answering `response` (a real answer's bytes).
 
-    `delay_ms` makes the echo work that long per request first (a server of known service time);
-    the figures then include it. Never raises for a server that cannot start: the figures are then NaN and
-    `generator_overhead_error` says why, so the load result it belongs to is not lost.
+    Back to back with `concurrency` workers, or, given a `rate`, spaced at that rate (about a second
+    of it, at least 10 requests). `delay_ms` makes the echo work that long per request first (a
+    server of known service time); the figures then include it. Never raises for a server that
+    cannot start: the figures are then NaN and `generator_overhead_error` says why, so the load
+    result they belong to is not lost.
     """
     figures: dict[str, Any] = {"generator_overhead_ms": math.nan, "generator_overhead_p99_ms": math.nan,
                                "generator_overhead_pace": f"{rate:.4g}/s" if rate else f"concurrency {concurrency}"}
@@ -76,16 +77,18 @@ async def measure_overhead_async(payloads: Sequence[bytes], response: bytes | No
         echo = await asyncio.to_thread(EchoServer, response or b"", delay_ms=delay_ms)
     except MilestoneError as exc:
         return {**figures, "generator_overhead_error": str(exc)}
-    client = LoadClient(echo.address, payloads)
     try:
-        await closed_burst(client, requests=_WARMUP_REQUESTS, concurrency=concurrency, timeout_s=timeout_s)
-        if rate:
-            count = max(_MIN_PACED_REQUESTS, min(requests, int(rate * _MAX_PACED_S)))
-            rows = await paced_burst(client, requests=count, rate=rate, timeout_s=timeout_s)
-        else:
-            rows = await closed_burst(client, requests=requests, concurrency=concurrency, timeout_s=timeout_s)
+        client = LoadClient(echo.address, payloads)
+        try:
+            await closed_burst(client, requests=_WARMUP_REQUESTS, concurrency=concurrency, timeout_s=timeout_s)
+            if rate:
+                count = max(_MIN_PACED_REQUESTS, min(requests, int(rate * _MAX_PACED_S)))
+                rows = await paced_burst(client, requests=count, rate=rate, timeout_s=timeout_s)
+            else:
+                rows = await closed_burst(client, requests=requests, concurrency=concurrency, timeout_s=timeout_s)
+        finally:
+            await client.close()
     finally:
-        await client.close()
         await asyncio.to_thread(echo.stop)
     latency = np.array([r["latency_ms"] for r in rows if r["status"] == "ok"])
     if not len(latency):
