@@ -8,22 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import ModelNotFoundError, ServingError
 from .membership import PIPELINE_MODEL, Membership, encode_membership
+from .metrics import GatewayMetrics
 from .protocol import map_errors, model_config_pb2, service_pb2, service_pb2_grpc
 
-if TYPE_CHECKING:
-    from .gateway import PipelineGateway
+__all__ = ["GatewayServicer", "Pipeline"]
 
-__all__ = ["GatewayServicer"]
+
+class Pipeline(Protocol):
+    """What the servicer needs of the gateway (`gateway.PipelineGateway`), without importing it."""
+
+    ready: bool
+    policy: str
+    generation: int
+    membership: dict[str, list[str]]
+    metrics: GatewayMetrics
+
+    async def infer(self, request: service_pb2.ModelInferRequest, time_remaining: float | None,
+                    started: float) -> service_pb2.ModelInferResponse: ...
 
 
 class GatewayServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     """Serves model `pipeline` of one `PipelineGateway`."""
 
-    def __init__(self, owner: PipelineGateway) -> None:
+    def __init__(self, owner: Pipeline) -> None:
         self.owner = owner
 
     @staticmethod
