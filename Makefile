@@ -37,7 +37,8 @@ lint: setup
 	$(PY) -m ruff check milestone_lib tests benchmarks
 
 clean: _stop-servers  ## stop what runs, then remove generated files (datasets, variants, executed notebooks, reports)
-	rm -rf artifacts notebooks/executed .cache reports/*.csv reports/*.md reports/*.png reports/*.html
+	rm -rf artifacts notebooks/executed .cache
+	find reports -mindepth 1 ! -name README.md ! -path 'reports/reference*' -exec rm -rf {} +
 
 # What `make milestone` may leave running; without a venv nothing of ours can have started it.
 _stop-servers:
