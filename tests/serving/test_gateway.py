@@ -13,7 +13,6 @@ import json
 import signal
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -34,7 +33,6 @@ from milestone_lib.data.geometry import cut_crops
 from milestone_lib.inference import Classifier, Detector
 from milestone_lib.serving.balancer import ReplicaPool
 from milestone_lib.serving.membership import (
-    EndpointsWatcher,
     Membership,
     wait_for_membership,
 )
@@ -197,20 +195,6 @@ def _stream(address: str, images: list[np.ndarray], *, concurrency: int, count: 
     for thread in threads:
         thread.join(300)
     return outcomes
-
-
-def test_endpoints_watcher_sees_every_atomic_rewrite_and_skips_a_bad_file(tmp_path: Path) -> None:
-    path = tmp_path / "endpoints.json"
-    write_endpoints(path, {"detect": ["127.0.0.1:2", "127.0.0.1:1"], "classify": []})
-    watcher = EndpointsWatcher(path)
-    assert watcher.poll() == {"detect": ["127.0.0.1:1", "127.0.0.1:2"], "classify": []} and watcher.poll() is None
-    for port in (3, 4):  # same size, written back to back: each is still a change
-        write_endpoints(path, {"detect": [f"127.0.0.1:{port}"], "classify": []})
-        assert watcher.poll() == {"detect": [f"127.0.0.1:{port}"], "classify": []}
-    path.write_text('{"detect": "127.0.0.1:5"}')
-    assert watcher.poll() is None  # logged and ignored until the file changes again
-    assert Membership(2, {"detect": ["b", "a"]}).matches({"detect": ["a", "b"]})
-    assert not Membership(2, {"detect": ["a"]}).matches({"detect": ["a", "b"]})
 
 
 @pytest.mark.slow
