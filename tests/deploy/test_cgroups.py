@@ -58,3 +58,17 @@ def test_the_controller_is_found_or_the_reason_is_given() -> None:
     else:
         version, own, _ = found
         assert version in (1, 2) and own.is_dir()
+
+
+def test_cgroups_left_by_a_deployer_that_died_are_removed_by_the_next_one() -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = CpuQuotas.create(f"milestone-{dead.pid}-killed")
+    if left.problem or left.parent is None:
+        pytest.skip(f"no writable cgroup cpu controller here: {left.problem}")
+    (left.parent / "detect-0").mkdir()  # what a SIGKILLed deployer leaves: empty groups, no teardown
+    mine = CpuQuotas.create(f"milestone-{os.getpid()}-alive")
+    try:
+        assert not left.parent.exists() and mine.parent is not None and mine.parent.exists()
+    finally:
+        assert mine.remove() == []

@@ -12,6 +12,7 @@ and on SIGTERM to this process (`exit_hooks.py`); it also deletes the deployment
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import threading
@@ -86,7 +87,7 @@ class LocalBackend(DeploymentBackend):
             self.spec = spec.model_copy(deep=True)  # scale() updates this copy, not the caller's spec
             try:
                 self.workdir = self._make_workdir(spec.name)
-                self._placer = Placer(self._cores, name=f"milestone-{self.workdir.name}", pin=self.pin,
+                self._placer = Placer(self._cores, name=f"milestone-{os.getpid()}-{self.workdir.name}", pin=self.pin,
                                       cpu_quota=self.cpu_quota)
                 self._folders = {
                     s.step: resolve_variant_folder(s, settings=self.settings, registry=self.registry)

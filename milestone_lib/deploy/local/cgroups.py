@@ -13,6 +13,7 @@ None, so the caller can report an unenforced allocation instead of failing the d
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,31 @@ __all__ = ["PERIOD_US", "CpuCgroup", "CpuQuotas", "find_cpu_controller"]
 
 PERIOD_US = 100_000
 """CFS period: the quota is cpu x this many microseconds of CPU time per period."""
+_OWNED = re.compile(r"^milestone-(\d+)-")
+"""Deployment cgroups are named `milestone-<deployer pid>-...`, so leftovers of a dead deployer are known."""
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Delete the cgroups of deployers that died without teardown (SIGKILL); the kernel refuses busy ones."""
+    for parent in folder.glob("milestone-*"):
+        match = _OWNED.match(parent.name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        for child in [c for c in parent.iterdir() if c.is_dir()] + [parent]:
+            try:
+                child.rmdir()
+            except OSError:
+                pass  # still holds a process (an orphaned server): left for its owner to stop
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _mounts() -> list[tuple[str, str, str, set[str]]]:
@@ -142,6 +168,7 @@ class CpuQuotas:
 
     @classmethod
     def create(cls, name: str) -> CpuQuotas:
+        """Quotas under `<this process's cgroup>/<name>`; name it `milestone-<pid>-...` (see `_OWNED`)."""
         found = find_cpu_controller()
         if isinstance(found, str):
             return cls(name, problem=found)
@@ -150,6 +177,8 @@ class CpuQuotas:
         try:
             if version == 2 and "cpu" not in (own / "cgroup.subtree_control").read_text().split():
                 (own / "cgroup.subtree_control").write_text("+cpu")
+            for folder in filter(None, (own, acct)):
+                _remove_leftovers(folder)
             quotas.parent.mkdir(exist_ok=True)  # type: ignore[union-attr]
             if quotas.acct_parent is not None:
                 try:
