@@ -26,7 +26,7 @@ from deploy_helpers import (
     pipeline_spec,
 )
 
-from milestone_lib.deploy import LocalBackend, query_gateway_membership
+from milestone_lib.deploy import LocalBackend, exit_hooks, query_gateway_membership
 from milestone_lib.deploy.local.cgroups import PERIOD_US
 from milestone_lib.errors import DeploymentError
 
@@ -164,8 +164,9 @@ def test_exception_inside_with_leaves_no_process(tmp_path: Path, smoke_variants)
     with pytest.raises(RuntimeError, match="boom"), LocalBackend(workdir=tmp_path) as backend:
         backend.deploy(pipeline_spec(smoke_variants))
         pids = backend.pids()
+        assert backend in exit_hooks.registered()  # stopped at exit even if the `with` never ends
         raise RuntimeError("boom")
-    assert len(pids) == 3
+    assert len(pids) == 3 and backend not in exit_hooks.registered()
     assert_no_process_left(pids)
     with pytest.raises(DeploymentError, match="nothing is deployed"):
         backend.status()

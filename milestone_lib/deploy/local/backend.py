@@ -27,6 +27,7 @@ from .. import exit_hooks
 from ..base import DeploymentBackend, DeploymentState, Endpoints, ReplicaState
 from ..spec import PipelineDeployment, StepDeployment
 from ..variants import resolve_variant_folder
+from .cgroups import CpuCgroup
 from .cores import available_cores
 from .placement import Placer
 from .processes import LocalProcess, spawn, stop_processes, wait_ready
@@ -179,7 +180,7 @@ class LocalBackend(DeploymentBackend):
         with self._lock:
             return [p.pid for p in self._processes(with_gateway=True)]
 
-    def cgroups(self) -> dict[str, object]:
+    def cgroups(self) -> dict[str, CpuCgroup]:
         """`<step>-<index>` / `gateway` -> its `CpuCgroup` (quota files and the kernel's CPU accounting)."""
         with self._lock:
             return {p.label: p.cgroup for p in self._processes(with_gateway=True) if p.cgroup is not None}
