@@ -20,7 +20,7 @@ from milestone_lib.contracts import TensorSpec, VariantManifest
 from milestone_lib.net import parse_ready_line
 from milestone_lib.settings import PROJECT_ROOT, ProjectSettings
 
-__all__ = ["build_classifier", "build_detector", "serving_process", "variant_folder"]
+__all__ = ["build_classifier", "build_detector", "serving_process", "stop_process", "variant_folder"]
 
 CACHE = ProjectSettings().cache_dir / "bench-models"
 
@@ -141,10 +141,15 @@ def serving_process(cmd: list[str], *, cores: list[int] | None = None, timeout_s
             raise RuntimeError(f"no READY line within {timeout_s} s from: {' '.join(map(str, cmd))}")
         yield f"{ready[0]}:{ready[1]}"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL after 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
