@@ -22,7 +22,7 @@ def test_importing_the_package_loads_no_runtime() -> None:
 def test_the_clis_document_the_flags_the_deployer_relies_on() -> None:
     for module, flags in {
         "milestone_lib.serving.server": ["--variant", "--host", "--port", "--threads", "--max-batch-size",
-                                         "--max-queue-delay-ms", "--max-queue-size", "--metrics-port"],
+                                         "--max-queue-delay-ms", "--max-queue-size", "--max-request-rows", "--metrics-port"],
         "milestone_lib.serving.gateway": ["--endpoints", "--host", "--port", "--metrics-port", "--policy"],
     }.items():
         usage = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True).stdout
