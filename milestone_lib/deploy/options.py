@@ -12,15 +12,16 @@ __all__ = ["Batching", "DockerOptions", "KubernetesOptions", "LocalOptions", "Re
 
 
 class Batching(BaseModel):
-    """Dynamic batching of one step server."""
+    """Dynamic batching of one step server; a field left None takes the step's serving default
+    (`milestone_lib.serving.defaults`), filled in by `StepDeployment`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(default=4, ge=1)
+    max_batch_size: int | None = Field(default=None, ge=1)
     """Largest batch the server forms from queued requests."""
-    max_queue_delay_ms: float = Field(default=2.0, ge=0)
+    max_queue_delay_ms: float | None = Field(default=None, ge=0)
     """How long the first queued request waits for others to join its batch."""
-    max_queue_size: int = Field(default=64, ge=1)
+    max_queue_size: int | None = Field(default=None, ge=1)
     """Requests queued beyond this are refused with RESOURCE_EXHAUSTED."""
 
 

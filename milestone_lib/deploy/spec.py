@@ -8,7 +8,7 @@
         cpu: 0.5                          # CPUs per replica (Kubernetes 500m, docker --cpus 0.5)
         threads: 1                        # default: ceil(cpu), at least 1
         image: milestone/step-server:1    # Docker / Kubernetes; the local backend ignores it
-        batching: {max_batch_size: 4, max_queue_delay_ms: 2, max_queue_size: 64}
+        batching: {max_batch_size: 4}      # unset fields: the step's serving defaults
         local: {pin: true, cpu_quota: true}
       - step: classify
         variant: resnet-tiny-onnx-fp32
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..contracts import MANIFEST_NAME, STEPS, Step
 from ..errors import DeploymentError
+from ..serving.defaults import step_defaults
 from .options import (
     Batching,
     DockerOptions,
@@ -86,6 +87,7 @@ class StepDeployment(_Resources):
     replicas: int = Field(default=1, ge=1)
     """Server processes (containers, pods) serving this step."""
     batching: Batching = Field(default_factory=Batching)
+    """Dynamic batching; a field left unset takes the step's serving default (`serving.defaults`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -96,6 +98,16 @@ class StepDeployment(_Resources):
     def _one_source(self) -> StepDeployment:
         if self.folder is not None and self.registry is not None:
             raise ValueError(f"step '{self.step}' sets both `folder` and `registry`; keep one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _step_batching_defaults(self) -> StepDeployment:
+        # the server's per-step defaults were measured (bench_throughput_per_cpu); a spec only overrides
+        defaults = step_defaults(self.step)
+        unset = {name: getattr(defaults, name) for name in Batching.model_fields
+                 if getattr(self.batching, name) is None}
+        if unset:
+            self.batching = self.batching.model_copy(update=unset)
         return self
 
     def local_folder(self, variants_dir: Path) -> Path:

@@ -139,3 +139,16 @@ def test_public_surface() -> None:
     assert abstract == {"deploy", "scale", "status", "endpoints", "variant_folder", "teardown"}
     shared = set(deploy.ReplicaState.model_fields) | set(deploy.DeploymentState.model_fields)
     assert not shared & {"pid", "cores", "available_cores"}  # local details live in `placement`
+
+
+def test_unset_batching_takes_each_steps_serving_defaults() -> None:
+    from milestone_lib.serving.defaults import step_defaults
+
+    spec = PipelineDeployment.for_variants(detect="yolov8n-onnx-fp32", classify="resnet-tiny-onnx-fp32")
+    for step in ("detect", "classify"):
+        assert spec.step(step).batching.max_batch_size == step_defaults(step).max_batch_size
+    assert spec.step("detect").batching.max_batch_size != spec.step("classify").batching.max_batch_size
+    partial = PipelineDeployment.model_validate({"steps": [
+        {"step": "detect", "variant": "a", "batching": {"max_batch_size": 3}},
+        {"step": "classify", "variant": "b"}]}).step("detect").batching
+    assert (partial.max_batch_size, partial.max_queue_delay_ms) == (3, step_defaults("detect").max_queue_delay_ms)
