@@ -20,7 +20,10 @@
      │    ├── QueueFullError           -> RESOURCE_EXHAUSTED
      │    └── DeadlineExceededError    -> DEADLINE_EXCEEDED
      ├── DeploymentError         a deployment that cannot start, scale or stop
-     └── LoadGenError            a load run asked for something it cannot do (bad profile, option, trace)
+     ├── LoadGenError            a load run asked for something it cannot do (bad profile, option, trace)
+     ├── ProfilingError          a scaling sweep or SLA that cannot be measured or predicted as asked
+     └── ContainerError          an image that cannot be built, found, pushed or pulled; a container that cannot run
+          └── EngineUnavailableError   no Docker engine answers
 """
 
 from __future__ import annotations
@@ -28,14 +31,17 @@ from __future__ import annotations
 __all__ = [
     "BucketMissingError",
     "ChecksumMismatchError",
+    "ContainerError",
     "DatasetError",
     "DeadlineExceededError",
     "DeploymentError",
+    "EngineUnavailableError",
     "InvalidInputError",
     "LoadGenError",
     "MilestoneError",
     "ModelNotFoundError",
     "ObjectNotFoundError",
+    "ProfilingError",
     "QueueFullError",
     "RegionExistsError",
     "RegistryCredentialsError",
@@ -201,3 +207,15 @@ class DeploymentError(MilestoneError):
 
 class LoadGenError(MilestoneError):
     """A load run asked for something it cannot do: a bad profile, option or trace file."""
+
+
+class ProfilingError(MilestoneError):
+    """A scaling sweep or SLA that cannot be run as asked: unknown variant, CPU, rate or budget."""
+
+
+class ContainerError(MilestoneError):
+    """A container image that cannot be built, found, pushed or pulled, or a container that cannot run."""
+
+
+class EngineUnavailableError(ContainerError):
+    """No Docker engine answers (`DOCKER_HOST`, the private engine under .cache/, the default socket)."""

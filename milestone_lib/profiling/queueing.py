@@ -1,0 +1,232 @@
+"""Predicting a step's latency from its measured service times: a discrete-event simulation.
+
+The simulation replays what the serving stack does, driven only by measurements of one replica:
+requests arrive Poisson at `rate_rps`, each carrying `items_per_request` items (crops for the
+classifier; a fractional mean alternates between the two nearest counts); the gateway's balancer
+sends each to the replica with the fewest outstanding requests (ties in turn, as
+`serving.balancer.ReplicaPool`); each replica's dynamic batcher starts a batch when it holds
+`max_batch` items or its oldest request has waited `max_queue_delay_ms`, one batch at a time
+(`serving.batcher`). A batch of n items takes a time drawn from a lognormal whose median is the
+measured p50 service time of n items (interpolated between measured batch sizes) and whose p99 is
+the measured p99; every request adds the measured per-request overhead (transport, decoding).
+
+`mm1_quantile` / `md1_mean_ms` are the closed forms the tests check the simulation against.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import zlib
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ProfilingError
+
+__all__ = ["SIMULATION_MODEL", "ServiceCurve", "StepPrediction", "md1_mean_ms", "mm1_quantile_ms", "predict_step"]
+
+SIMULATION_MODEL = "des-jsq-batching"
+"""How predictions are labelled: discrete-event simulation, join-the-least-outstanding, dynamic batching."""
+_Z99 = 2.3263478740408408  # standard normal quantile at 0.99: lognormal sigma from p50 and p99
+Distribution = Literal["lognormal", "exponential", "deterministic"]
+
+
+@dataclass(frozen=True)
+class StepPrediction:
+    """Predicted latency percentiles (ms, overhead included) and capacity of one step configuration."""
+
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_throughput_rps: float
+    utilization: float
+    stable: bool
+    model: str
+    requests: int
+
+    def as_dict(self) -> dict[str, float | bool | str | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServiceCurve:
+    """Service time of a batch by its size, from profile rows of one (variant, cpu, threads)."""
+
+    batches: np.ndarray
+    p50_ms: np.ndarray
+    sigma: np.ndarray
+    overhead_ms: float
+
+    @classmethod
+    def from_profile(cls, rows: pd.DataFrame) -> ServiceCurve:
+        if rows.empty:
+            raise ProfilingError("no profile rows to predict from; measure the step first (profiling.measure_step)")
+        keys = rows[["step", "variant", "cpu", "threads"]].drop_duplicates() if "variant" in rows else rows[:1]
+        if len(keys) > 1:
+            raise ProfilingError(f"predict_step takes the rows of one (step, variant, cpu, threads); got {len(keys)}: "
+                                 f"{keys.to_dict('records')}")
+        by_batch = rows.groupby("batch").agg(service_ms=("service_ms", "median"),
+                                             service_ms_p99=("service_ms_p99", "median")).sort_index()
+        p50 = by_batch["service_ms"].to_numpy(float)
+        p99 = np.maximum(by_batch["service_ms_p99"].to_numpy(float), p50)
+        if not (p50 > 0).all():
+            raise ProfilingError(f"service times {p50.tolist()} must be above 0 ms")
+        overhead = float(rows["overhead_ms"].median()) if "overhead_ms" in rows else 0.0
+        return cls(by_batch.index.to_numpy(int), p50, np.log(p99 / p50) / _Z99, overhead)
+
+    def median_ms(self, items: np.ndarray | int) -> np.ndarray:
+        """p50 service time of batches of `items`: interpolated; above the largest measured batch the
+        per-item time of that batch is added per item; below the smallest, the smallest's time."""
+        items = np.asarray(items, dtype=float)
+        top, top_ms = self.batches[-1], self.p50_ms[-1]
+        inside = np.interp(items, self.batches, self.p50_ms)
+        return np.where(items > top, top_ms + (items - top) * top_ms / top, inside)
+
+    def sigma_of(self, items: np.ndarray | int) -> np.ndarray:
+        return np.interp(np.asarray(items, dtype=float), self.batches, self.sigma)
+
+    def capacity_items_per_s(self, max_batch: int) -> float:
+        """Items one replica computes per second when every batch is full."""
+        return 1000.0 * max_batch / float(self.median_ms(max_batch))
+
+
+def _requests(rate_rps: float, capacity_rps: float) -> int:
+    # Enough requests for a p99 of a few dozen tail samples; more when the queue is slow to mix.
+    rho = min(rate_rps / capacity_rps, 0.99) if capacity_rps > 0 else 0.99
+    return int(min(12000, max(3000, 1500 / max(1e-3, (1 - rho)) ** 0.5)))
+
+
+def predict_step(profile: pd.DataFrame, *, replicas: int, rate_rps: float, items_per_request: float = 1.0,
+                 max_batch: int, max_queue_delay_ms: float, requests: int | None = None, seed: int | None = None,
+                 distribution: Distribution = "lognormal") -> StepPrediction:
+    """Predict p50/p95/p99 latency (ms) of `replicas` replicas at `rate_rps` Poisson requests per second.
+
+    Args:
+        profile: service-profile rows of one (step, variant, cpu, threads) (`schema.PROFILE_COLUMNS`).
+        items_per_request: mean items (images, crops) per request.
+        max_batch, max_queue_delay_ms: the dynamic batcher's settings.
+        requests: simulated requests (default: 3000-12000, more near saturation).
+        distribution: of a batch's service time around its measured median (`exponential` and
+            `deterministic` use the median as the mean / the constant: the closed-form checks).
+    """
+    if replicas < 1 or max_batch < 1 or max_queue_delay_ms < 0 or not rate_rps > 0 or items_per_request < 0:
+        raise ProfilingError(f"predict_step needs replicas >= 1 (got {replicas}), max_batch >= 1 (got {max_batch}), "
+                             f"max_queue_delay_ms >= 0 (got {max_queue_delay_ms}), rate_rps > 0 (got {rate_rps}) and "
+                             f"items_per_request >= 0 (got {items_per_request})")
+    curve = ServiceCurve.from_profile(profile)
+    # A request of no items still costs a call of one; batching shares everything else.
+    capacity_rps = replicas * curve.capacity_items_per_s(max_batch) / max(items_per_request, 1.0)
+    utilization = rate_rps / capacity_rps
+    label = f"{SIMULATION_MODEL}({distribution})"
+    if utilization >= 1.0:
+        inf = math.inf
+        return StepPrediction(inf, inf, inf, inf, capacity_rps, utilization, False, label, 0)
+    count = requests or _requests(rate_rps, capacity_rps)
+    if seed is None:
+        seed = zlib.crc32(repr((curve.p50_ms.tolist(), replicas, rate_rps, items_per_request, max_batch)).encode())
+    latency = _simulate(curve, rng=np.random.default_rng(seed), count=count, replicas=replicas, rate_rps=rate_rps,
+                        items_per_request=items_per_request, max_batch=max_batch,
+                        delay_ms=max_queue_delay_ms, distribution=distribution)
+    measured = latency[len(latency) // 10:]  # the first tenth warms the queues up
+    p50, p95, p99 = np.percentile(measured, [50, 95, 99])
+    return StepPrediction(float(p50), float(p95), float(p99), float(measured.mean()), capacity_rps, utilization,
+                          True, label, len(measured))
+
+
+def _items(rng: np.random.Generator, count: int, mean: float) -> np.ndarray:
+    low = math.floor(mean)
+    return (low + (rng.random(count) < mean - low)).astype(int)
+
+
+def _simulate(curve: ServiceCurve, *, rng: np.random.Generator, count: int, replicas: int, rate_rps: float,
+              items_per_request: float, max_batch: int, delay_ms: float, distribution: Distribution) -> np.ndarray:
+    arrivals = np.cumsum(rng.exponential(1000.0 / rate_rps, count))
+    items = _items(rng, count, items_per_request)
+    noise = rng.standard_normal(count)  # one draw per batch at most: a batch never outnumbers its requests
+    exp_noise = rng.exponential(1.0, count)
+    sizes = np.arange(0, max(max_batch, int(items.max(initial=1))) * 4 + 1)
+    median = curve.median_ms(np.maximum(sizes, 1))
+    sigma = curve.sigma_of(np.maximum(sizes, 1))
+    done_at = np.zeros(count)
+    queues: list[deque[int]] = [deque() for _ in range(replicas)]
+    queued_items = [0] * replicas
+    outstanding = [0] * replicas
+    busy = [False] * replicas
+    timer_at = [math.inf] * replicas
+    events: list[tuple[float, int, int, tuple[int, ...]]] = []  # (time, kind 0 done / 1 timer, replica, batch)
+    draws = 0
+
+    def start(r: int, now: float) -> None:
+        nonlocal draws
+        if busy[r] or not queues[r]:
+            return
+        oldest = arrivals[queues[r][0]]
+        if queued_items[r] < max_batch and now < oldest + delay_ms:
+            if timer_at[r] != oldest + delay_ms:
+                timer_at[r] = oldest + delay_ms
+                heapq.heappush(events, (oldest + delay_ms, 1, r, ()))
+            return
+        batch, size = [queues[r].popleft()], 0
+        size = items[batch[0]]
+        while queues[r] and size + items[queues[r][0]] <= max_batch:
+            size += items[queues[r][0]]
+            batch.append(queues[r].popleft())
+        queued_items[r] -= size
+        # A request above max_batch is computed in slices of max_batch, one after the other.
+        slices = [max_batch] * (size // max_batch) + ([size % max_batch] if size % max_batch else []) \
+            if size > max_batch else [size]
+        service = 0.0
+        for piece in slices:
+            base = median[piece]
+            if distribution == "deterministic":
+                service += base
+            elif distribution == "exponential":
+                service += base * exp_noise[draws % count]
+            else:
+                service += base * math.exp(sigma[piece] * noise[draws % count])
+            draws += 1
+        busy[r] = True
+        heapq.heappush(events, (now + service, 0, r, tuple(batch)))
+
+    def handle(event: tuple[float, int, int, tuple[int, ...]]) -> None:
+        now, kind, r, batch = event
+        if kind == 0:
+            for request in batch:
+                done_at[request] = now
+            outstanding[r] -= len(batch)
+            busy[r] = False
+        elif timer_at[r] == now:
+            timer_at[r] = math.inf
+        start(r, now)
+
+    for request in range(count):
+        now = arrivals[request]
+        while events and events[0][0] <= now:
+            handle(heapq.heappop(events))
+        low = min(outstanding)
+        tied = [r for r in range(replicas) if outstanding[r] == low]
+        r = tied[request % len(tied)]  # ties in turn: one turn per request, as the pool's counter
+        outstanding[r] += 1
+        queues[r].append(request)
+        queued_items[r] += items[request]
+        start(r, now)
+    while events:
+        handle(heapq.heappop(events))
+    return done_at - arrivals + curve.overhead_ms
+
+
+def mm1_quantile_ms(q: float, *, service_ms: float, rate_rps: float) -> float:
+    """Response-time quantile of an M/M/1 queue (exponential with rate mu - lambda)."""
+    mu, lam = 1000.0 / service_ms, rate_rps
+    return 1000.0 * -math.log(1.0 - q) / (mu - lam)
+
+
+def md1_mean_ms(*, service_ms: float, rate_rps: float) -> float:
+    """Mean response time of an M/D/1 queue (Pollaczek-Khinchine): service + rho*s / (2 (1 - rho))."""
+    rho = rate_rps * service_ms / 1000.0
+    return service_ms + rho * service_ms / (2.0 * (1.0 - rho))

@@ -1,0 +1,63 @@
+"""The simulation against closed forms (M/M/1, M/D/1), and what batching and replicas must do."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from profiling_helpers import relative_error, single_server, synthetic_profiles
+
+from milestone_lib.errors import ProfilingError
+from milestone_lib.profiling import md1_mean_ms, mm1_quantile_ms, predict_step
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.7])
+def test_mm1_quantiles(rho: float) -> None:
+    service, rate = 10.0, rho * 100.0
+    p = predict_step(single_server(service), replicas=1, rate_rps=rate, max_batch=1, max_queue_delay_ms=0,
+                     distribution="exponential", requests=40000, seed=1)
+    for q, got in ((0.5, p.p50_ms), (0.95, p.p95_ms), (0.99, p.p99_ms)):
+        assert relative_error(got, mm1_quantile_ms(q, service_ms=service, rate_rps=rate)) < 0.08
+    assert p.stable and p.max_throughput_rps == pytest.approx(100.0)
+    assert p.utilization == pytest.approx(rho)
+
+
+@pytest.mark.parametrize("rho", [0.2, 0.6, 0.85])
+def test_md1_mean(rho: float) -> None:
+    service, rate = 10.0, rho * 100.0
+    p = predict_step(single_server(service), replicas=1, rate_rps=rate, max_batch=1, max_queue_delay_ms=0,
+                     distribution="deterministic", requests=40000, seed=2)
+    assert relative_error(p.mean_ms, md1_mean_ms(service_ms=service, rate_rps=rate)) < 0.06
+    assert p.p50_ms >= service - 1e-9  # nobody is served faster than the service time
+
+
+def test_overload_is_unstable_without_simulating() -> None:
+    p = predict_step(single_server(10.0), replicas=2, rate_rps=250, max_batch=1, max_queue_delay_ms=0)
+    assert not p.stable and math.isinf(p.p99_ms) and p.max_throughput_rps == pytest.approx(200.0)
+    assert p.requests == 0
+
+
+def test_more_replicas_never_slower_and_capacity_linear() -> None:
+    rows = synthetic_profiles()
+    one = rows[(rows.variant == "yolov8n-onnx-fp32") & (rows.cpu == 1.0)]
+    predictions = [predict_step(one, replicas=r, rate_rps=80, max_batch=8, max_queue_delay_ms=2, seed=3)
+                   for r in (1, 2, 4)]
+    assert predictions[0].p99_ms > predictions[1].p99_ms >= predictions[2].p99_ms * 0.95
+    assert predictions[2].max_throughput_rps == pytest.approx(4 * predictions[0].max_throughput_rps)
+
+
+def test_batching_raises_capacity_over_batch_one() -> None:
+    rows = synthetic_profiles()
+    one = rows[(rows.variant == "yolov8n-onnx-fp32") & (rows.cpu == 1.0)]
+    batched = predict_step(one, replicas=1, rate_rps=60, max_batch=8, max_queue_delay_ms=2)
+    single = predict_step(one, replicas=1, rate_rps=60, max_batch=1, max_queue_delay_ms=2)
+    assert batched.max_throughput_rps > 2 * single.max_throughput_rps
+    assert not single.stable and batched.stable  # 60/s is above 1/20 ms but within batches of 8
+
+
+def test_rows_of_two_configurations_are_refused() -> None:
+    rows = synthetic_profiles()
+    with pytest.raises(ProfilingError, match="one \\(step, variant, cpu, threads\\)"):
+        predict_step(rows[rows.step == "detect"], replicas=1, rate_rps=5, max_batch=8, max_queue_delay_ms=2)
+    with pytest.raises(ProfilingError, match="replicas >= 1 \\(got 0\\)"):
+        predict_step(single_server(1.0), replicas=0, rate_rps=5, max_batch=1, max_queue_delay_ms=0)
