@@ -44,3 +44,7 @@ clean: _stop-servers  ## stop what runs, then remove generated files (datasets, 
 _stop-servers:
 	@if [ -x $(PY) ]; then $(PY) -m milestone_lib.registry down || echo "warning: could not stop the local registry"; \
 	else echo "no $(VENV): no local registry to stop"; fi
+
+.PHONY: k8s  # phony: k8s/ is also a folder, which would make the target look up to date
+k8s: setup  ## rewrite k8s/ (the default deployment's manifests + kustomization.yaml) from the renderer
+	$(PY) -m milestone_lib.deploy.kubernetes k8s

@@ -10,7 +10,7 @@ from .base import DeploymentBackend
 __all__ = ["BACKENDS", "make_backend"]
 
 BACKENDS: tuple[str, ...] = ("local", "docker", "kubernetes")
-_LATER = {"docker": "containers/README.md", "kubernetes": "k8s/README.md"}
+_LATER = {"docker": "containers/README.md"}
 
 
 def make_backend(name: str, **options: Any) -> DeploymentBackend:
@@ -19,6 +19,11 @@ def make_backend(name: str, **options: Any) -> DeploymentBackend:
         from .local import LocalBackend
 
         return LocalBackend(**options)
+    if name == "kubernetes":
+        # imported on use: the official client loads only for this backend
+        from .kubernetes import KubernetesBackend
+
+        return KubernetesBackend(**options)
     if name in _LATER:
         raise DeploymentError(
             f"the '{name}' deployment backend is not in this version yet (a later issue; see {_LATER[name]}); "

@@ -1,0 +1,188 @@
+"""KubernetesBackend: the pipeline as Deployments on a cluster, through the official client.
+
+    with make_backend("kubernetes", image_repository="registry.example.com/milestone") as backend:
+        backend.deploy(spec)           # render, apply, wait for ready pods, point the gateway at them
+        backend.scale("detect", 3)     # patch the replica count, wait until ready, then route to them
+
+Scaling down picks the newest pods, takes them out of the gateway's membership first (`routing.py`),
+marks them with the lowest pod-deletion cost so the ReplicaSet removes exactly those, then patches
+the count: no request is sent to a pod that is stopping, and a stopping server finishes what it has.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...errors import DeploymentError
+from ...serving.membership import Membership
+from .. import exit_hooks
+from ..base import DeploymentBackend, DeploymentState, Endpoints, ReplicaState
+from ..spec import PipelineDeployment
+from ..variants import resolve_variant_folder
+from .cluster import Cluster
+from .objects import GATEWAY_PORT, STEP_PORT
+from .render import namespace_of, object_name, render_manifests
+from .routing import (
+    DELETION_COST,
+    component_selector,
+    pod_ready,
+    ready_addresses,
+    sync_gateway,
+)
+from .settings import KubernetesSettings
+
+__all__ = ["KubernetesBackend"]
+
+
+class KubernetesBackend(DeploymentBackend):
+    """Deploy / scale / status / teardown of one pipeline deployment on a Kubernetes cluster.
+
+    Keyword options override `KubernetesSettings` fields (e.g. `image_repository=`, `namespace=`).
+    """
+
+    name = "kubernetes"
+
+    def __init__(self, *, settings: KubernetesSettings | None = None, **overrides: Any) -> None:
+        base = settings or KubernetesSettings()
+        unknown = sorted(set(overrides) - set(KubernetesSettings.model_fields))
+        if unknown:
+            raise DeploymentError(f"unknown Kubernetes backend options {unknown}; "
+                                  f"choose from {sorted(KubernetesSettings.model_fields)}")
+        self.settings = KubernetesSettings.model_validate({**base.model_dump(), **overrides})
+        self.spec: PipelineDeployment | None = None
+        self.namespace: str | None = None
+        self._cluster: Cluster | None = None
+        self._gateway_address: str | None = None
+        self._generation = -1
+        self.membership: Membership | None = None
+        """What the gateway routes to after the last deploy or scale (its generation too)."""
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            self._cluster = Cluster(self.settings)
+        return self._cluster
+
+    # DeploymentBackend --------------------------------------------------------------------------
+    def deploy(self, spec: PipelineDeployment) -> DeploymentState:
+        if self.spec is not None:
+            raise DeploymentError(f"this backend already runs '{self.spec.name}'; teardown() it first")
+        settings = self.settings
+        if settings.node_cpu is None:
+            settings = settings.model_copy(update={"node_cpu": self.cluster.largest_node_cpu()})
+        manifests = render_manifests(spec, settings=settings)  # bad input fails before anything is created
+        self.spec, self.namespace = spec, namespace_of(spec, settings)
+        exit_hooks.register(self)
+        try:
+            # a run that died without teardown left objects with this deployment's label: start clean
+            self.cluster.delete_by_label(self.namespace, component_selector(spec.name))
+            self.cluster.apply(manifests)
+            for component, replicas in [*((s.step, s.replicas) for s in spec.steps), ("gateway", 1)]:
+                self._wait(component, replicas)
+            self._gateway_address = settings.gateway_address or self.cluster.service_address(
+                self.namespace, object_name(spec, "gateway"))
+            if self._gateway_address is None:
+                raise DeploymentError(
+                    f"this machine cannot reach the gateway Service '{object_name(spec, 'gateway')}' (type "
+                    f"{settings.gateway_service_type}); run `kubectl -n {self.namespace} port-forward svc/"
+                    f"{object_name(spec, 'gateway')} {GATEWAY_PORT}` and set MILESTONE_K8S_GATEWAY_ADDRESS="
+                    f"127.0.0.1:{GATEWAY_PORT}, or use gateway_service_type NodePort / LoadBalancer")
+            self._route({s.step: self._ready(s.step) for s in spec.steps})
+        except BaseException:
+            self.teardown()
+            raise
+        return self.status()
+
+    def scale(self, step: str, replicas: int) -> DeploymentState:
+        spec, namespace = self._running()
+        target = spec.step(step)
+        if replicas < 1:
+            raise DeploymentError(f"cannot scale step '{step}' to {replicas} replicas; keep at least 1 "
+                                  "(teardown() stops the whole deployment)")
+        name = object_name(spec, step)
+        pods = [p for p in self.cluster.pods(namespace, component_selector(spec.name, step)) if pod_ready(p)]
+        if replicas < len(pods):
+            leaving = {p.metadata.name for p in pods[replicas:]}  # the newest go; pods are sorted oldest first
+            self._route({**self._current(), step: ready_addresses(pods, exclude=leaving)})
+            self.cluster.annotate_pods(namespace, sorted(leaving), {DELETION_COST: "-1000"})
+        self.cluster.scale(namespace, name, replicas)
+        self._wait(step, replicas)
+        self._route({**self._current(), step: self._ready(step)})
+        spec.steps[spec.steps.index(target)] = target.model_copy(update={"replicas": replicas})
+        return self.status()
+
+    def status(self) -> DeploymentState:
+        spec, namespace = self._running()
+        replicas: list[ReplicaState] = []
+        gateway: ReplicaState | None = None
+        for component, port in [*((s.step, STEP_PORT) for s in spec.steps), ("gateway", GATEWAY_PORT)]:
+            config = spec.gateway if component == "gateway" else spec.step(component)
+            pods = self.cluster.pods(namespace, component_selector(spec.name, component))
+            for index, pod in enumerate(pods):
+                state = ReplicaState(
+                    step=component, index=index, address=f"{pod.status.pod_ip or '?'}:{port}", cpu=config.cpu,
+                    threads=config.thread_count, alive=pod_ready(pod),
+                    variant="pipeline" if component == "gateway" else config.variant,  # type: ignore[union-attr]
+                    placement={"pod": pod.metadata.name, "node": pod.spec.node_name, "namespace": namespace})
+                if component == "gateway":
+                    gateway = gateway or state.model_copy(update={"address": self._gateway_address or state.address})
+                else:
+                    replicas.append(state)
+        if gateway is None:
+            raise DeploymentError(f"the gateway pod of '{spec.name}' is gone; `kubectl -n {namespace} get pods` "
+                                  "shows why, then teardown() and deploy again")
+        down = [r.label for r in replicas if not r.alive]
+        return DeploymentState(name=spec.name, backend=self.name, gateway=gateway, replicas=replicas,
+                               placement={"namespace": namespace, "cluster": self.cluster.host},
+                               warnings=[f"replicas not ready: {', '.join(down)}"] if down else [])
+
+    def endpoints(self) -> Endpoints:
+        state = self.status()
+        return Endpoints(gateway=state.gateway.address, steps={
+            s.step: [r.address for r in state.replicas if r.step == s.step and r.alive] for s in self._running()[0].steps})
+
+    def variant_folder(self, step: str) -> Path:
+        spec, _ = self._running()
+        return resolve_variant_folder(spec.step(step))
+
+    def logs(self, step: str, index: int = 0, *, lines: int = 50) -> str:
+        """The last `lines` of a replica's log (`gateway` for the gateway)."""
+        spec, namespace = self._running()
+        pods = self.cluster.pods(namespace, component_selector(spec.name, step))
+        if not 0 <= index < len(pods):
+            raise DeploymentError(f"step '{step}' has {len(pods)} pods; there is no replica {index}")
+        return self.cluster.pod_log(namespace, pods[index].metadata.name, lines=lines)
+
+    def teardown(self) -> None:
+        if self.spec is not None and self.namespace is not None and self._cluster is not None:
+            self._cluster.delete_by_label(self.namespace, component_selector(self.spec.name))
+        self.spec, self.namespace, self._gateway_address, self._generation = None, None, None, -1
+        self.membership = None
+        exit_hooks.unregister(self)
+
+    # internals ----------------------------------------------------------------------------------
+    def _running(self) -> tuple[PipelineDeployment, str]:
+        if self.spec is None or self.namespace is None:
+            raise DeploymentError("no deployment is running on this backend; call deploy(spec) first")
+        return self.spec, self.namespace
+
+    def _wait(self, component: str, replicas: int) -> None:
+        spec, namespace = self._running()
+        self.cluster.wait_ready(namespace, object_name(spec, component), replicas,
+                                selector=component_selector(spec.name, component),
+                                timeout_s=self.settings.ready_timeout_s)
+
+    def _ready(self, step: str) -> list[str]:
+        spec, namespace = self._running()
+        return ready_addresses(self.cluster.pods(namespace, component_selector(spec.name, step)))
+
+    def _current(self) -> dict[str, list[str]]:
+        return {s.step: self._ready(s.step) for s in self._running()[0].steps}
+
+    def _route(self, endpoints: dict[str, list[str]]) -> None:
+        spec, namespace = self._running()
+        assert self._gateway_address is not None
+        membership = sync_gateway(self.cluster, spec, namespace, endpoints, gateway_address=self._gateway_address,
+                                  after_generation=self._generation, timeout_s=self.settings.membership_timeout_s)
+        self._generation, self.membership = membership.generation, membership
