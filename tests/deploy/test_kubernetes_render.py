@@ -5,6 +5,7 @@ requests = limits, gRPC probes, locked-down security, labels; k8s/ is what the r
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,13 @@ def test_bad_names_namespaces_and_missing_repository_are_refused() -> None:
         render_manifests(spaced, settings=_settings())
     with pytest.raises(DeploymentError, match=r"MILESTONE_K8S_MEMORY has no entry for 'gateway'"):
         render_manifests(spec, settings=_settings(memory={"detect": "1Gi", "classify": "1Gi"}))
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed: `kubectl kustomize k8s/` not run")
+def test_kubectl_kustomize_builds_the_committed_folder() -> None:
+    result = subprocess.run(["kubectl", "kustomize", str(PROJECT_ROOT / "k8s")], capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    built = {(m["kind"], m["metadata"]["name"]) for m in yaml.safe_load_all(result.stdout)}
+    rendered = render_manifests(default_deployment(), settings=default_settings())
+    assert built == {(m["kind"], m["metadata"]["name"]) for m in rendered} and len(built) == len(rendered) == 8

@@ -11,6 +11,7 @@ the count: no request is sent to a pod that is stopping, and a stopping server f
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from .routing import (
 from .settings import KubernetesSettings
 
 __all__ = ["KubernetesBackend"]
+
+log = logging.getLogger(__name__)
 
 
 class KubernetesBackend(DeploymentBackend):
@@ -69,10 +72,12 @@ class KubernetesBackend(DeploymentBackend):
         if self.spec is not None:
             raise DeploymentError(f"this backend already runs '{self.spec.name}'; teardown() it first")
         settings = self.settings
-        if settings.node_cpu is None:
+        manifests = render_manifests(spec, settings=settings)  # bad input fails before the cluster is asked
+        if settings.node_cpu is None:  # ... and a replica no node can hold, before anything is created
             settings = settings.model_copy(update={"node_cpu": self.cluster.largest_node_cpu()})
-        manifests = render_manifests(spec, settings=settings)  # bad input fails before anything is created
-        self.spec, self.namespace = spec, namespace_of(spec, settings)
+            manifests = render_manifests(spec, settings=settings)
+        self.spec, self.namespace = spec.model_copy(deep=True), namespace_of(spec, settings)  # scale() edits it
+        spec = self.spec
         exit_hooks.register(self)
         try:
             # a run that died without teardown left objects with this deployment's label: start clean
@@ -90,7 +95,10 @@ class KubernetesBackend(DeploymentBackend):
                     f"127.0.0.1:{GATEWAY_PORT}, or use gateway_service_type NodePort / LoadBalancer")
             self._route({s.step: self._ready(s.step) for s in spec.steps})
         except BaseException:
-            self.teardown()
+            try:
+                self.teardown()
+            except Exception as exc:  # noqa: BLE001 - the deploy's own error is the one to report
+                log.warning("teardown after a failed deploy failed too: %s", exc)
             raise
         return self.status()
 
@@ -155,11 +163,13 @@ class KubernetesBackend(DeploymentBackend):
         return self.cluster.pod_log(namespace, pods[index].metadata.name, lines=lines)
 
     def teardown(self) -> None:
-        if self.spec is not None and self.namespace is not None and self._cluster is not None:
-            self._cluster.delete_by_label(self.namespace, component_selector(self.spec.name))
-        self.spec, self.namespace, self._gateway_address, self._generation = None, None, None, -1
-        self.membership = None
-        exit_hooks.unregister(self)
+        try:
+            if self.spec is not None and self.namespace is not None and self._cluster is not None:
+                self._cluster.delete_by_label(self.namespace, component_selector(self.spec.name))
+        finally:  # a cluster that went away must not keep this backend registered for ever
+            self.spec, self.namespace, self._gateway_address, self._generation = None, None, None, -1
+            self.membership = None
+            exit_hooks.unregister(self)
 
     # internals ----------------------------------------------------------------------------------
     def _running(self) -> tuple[PipelineDeployment, str]:
