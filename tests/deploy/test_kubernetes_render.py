@@ -120,9 +120,9 @@ def test_each_step_has_a_headless_service_and_the_gateway_reads_them_from_its_co
     args = pod["containers"][0]["args"]
     assert args[args.index("--endpoints") + 1] == "/etc/milestone/endpoints.json"
     assert [c["image"] for d in _by_kind(manifests, "Deployment") for c in d["spec"]["template"]["spec"]["containers"]] \
-        == ["registry.example.com/milestone/variant-yolov8n-onnx-fp32:latest",
-            "registry.example.com/milestone/variant-resnet-tiny-onnx-fp32:latest",
-            "registry.example.com/milestone/runtime:latest"]
+        == ["registry.example.com/milestone/milestone-yolov8n-onnx-fp32:latest",
+            "registry.example.com/milestone/milestone-resnet-tiny-onnx-fp32:latest",
+            "registry.example.com/milestone/milestone-runtime:latest"]
     assert _by_kind(manifests, "HorizontalPodAutoscaler") == []
 
 

@@ -28,8 +28,8 @@ def default_deployment() -> PipelineDeployment:
 
 
 def default_settings() -> KubernetesSettings:
-    """The field defaults, with images named for `kind load docker-image` (environment ignored: reproducible)."""
-    return KubernetesSettings.model_construct(image_repository="milestone")
+    """The field defaults, with the images' local names (`kind load docker-image` them); environment ignored."""
+    return KubernetesSettings.model_construct(image_repository="docker.io/library")
 
 
 def _file_of(manifest: dict[str, Any]) -> str:

@@ -53,7 +53,10 @@ def namespace_of(spec: PipelineDeployment, settings: KubernetesSettings) -> str:
 
 
 def image_for(component: StepDeployment | None, explicit: str | None, settings: KubernetesSettings) -> str:
-    """The image of a step (`<repo>/variant-<variant>:<tag>`) or of the gateway (`<repo>/runtime:<tag>`)."""
+    """The image of a step (`<repo>/milestone-<variant>:<tag>`) or of the gateway (`<repo>/milestone-runtime:<tag>`).
+
+    The names are those `milestone_lib.containers` builds locally, under the cluster's repository.
+    """
     if explicit:
         return explicit
     if not settings.image_repository:
@@ -63,7 +66,7 @@ def image_for(component: StepDeployment | None, explicit: str | None, settings: 
             "set it to where the cluster pulls from (`docker push` there), or to `milestone` after "
             "`kind load docker-image` (see k8s/README.md)"
         )
-    name = f"variant-{component.variant}" if component is not None else "runtime"
+    name = f"milestone-{component.variant.lower()}" if component is not None else "milestone-runtime"
     return f"{settings.image_repository.rstrip('/')}/{name}:{settings.image_tag}"
 
 

@@ -2,8 +2,9 @@
 
 A cluster cannot pull an image from a tarball in the model registry, so images come from an image
 repository the cluster can pull from: `docker push` to a registry (`MILESTONE_K8S_IMAGE_REPOSITORY=
-registry.example.com/milestone`), or `kind load docker-image` for a local kind cluster (the local
-name, e.g. `milestone`, with `image_pull_policy=IfNotPresent`).
+registry.example.com/milestone`), or `kind load docker-image` for a local kind cluster (the
+repository `docker.io/library`: the engine's local names `milestone-runtime:latest` are
+`docker.io/library/milestone-runtime:latest` to a cluster; `image_pull_policy=IfNotPresent` keeps them).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class KubernetesSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MILESTONE_K8S_", env_file=".env", extra="ignore")
 
     image_repository: str | None = None
-    """Where step images are pulled from: `<repository>/variant-<variant>:<tag>`, gateway `<repository>/runtime:<tag>`."""
+    """Where images are pulled from: `<repository>/milestone-<variant>:<tag>`, gateway `<repository>/milestone-runtime:<tag>`."""
     image_tag: str = "latest"
     """Tag of the images named from the repository (a step's explicit `image:` is used as is)."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
