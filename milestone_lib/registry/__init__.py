@@ -7,6 +7,7 @@ without an explicit endpoint, from this checkout's local server (`local_server/`
     <models>/<pipeline>/<step>/<variant>/<version>/<file>...        the variant's files, as in its folder
     <models>/<pipeline>/<step>/<variant>/<version>/manifest.json    uploaded last: the version's commit mark
     <images>/<name>                                                 container image tarballs
+    <images>/blobs/sha256/<digest>, <images>/manifests/<repo>/<tag>.json   images as deduplicated layers
     <results>/profiles/<run>/<name>.csv                             profiling tables
     <results>/reports/<run>/<file>                                  report files (md, png, html...)
 
@@ -23,6 +24,7 @@ Modules:
     store.py    S3Store: the connection, buckets, verified object get/put/remove, S3 error translation
     catalog.py  VariantCatalog: list, resolve and read published versions; sweep interrupted pushes
     results.py  ResultStore: container images, profiling tables and reports
+    images.py   ImageLayers: container images as content-addressed layers (push, pull, list)
     client.py   ModelRegistry (all of the above, plus push/pull/delete of variants) and open_registry
     endpoint.py, credentials.py, connection.py   where to connect, with which keys
     local_server/   this checkout's local S3 server (start, stop, status, what is left running)
@@ -30,6 +32,7 @@ Modules:
 """
 
 from .client import ModelRegistry, open_registry
+from .images import PulledImage, PushedImage
 from .layout import BUILD_NOTEBOOK, VERSION_RE, new_version_id
 from .records import PulledVariant, PushedVariant, StoredObject, VariantVersion
 
@@ -37,7 +40,9 @@ __all__ = [
     "BUILD_NOTEBOOK",
     "VERSION_RE",
     "ModelRegistry",
+    "PulledImage",
     "PulledVariant",
+    "PushedImage",
     "PushedVariant",
     "StoredObject",
     "VariantVersion",

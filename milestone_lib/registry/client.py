@@ -31,6 +31,7 @@ from ..settings import ProjectSettings, RegistrySettings
 from .catalog import VariantCatalog
 from .credentials import mask_key
 from .endpoint import endpoint_is_explicit, is_local_endpoint
+from .images import ImageLayers
 from .layout import BUILD_NOTEBOOK, check_name, check_relative, new_version_id
 from .local_server.launcher import start_server
 from .local_server.state import server_status
@@ -42,7 +43,7 @@ __all__ = ["ModelRegistry", "open_registry"]
 log = logging.getLogger(__name__)
 
 
-class ModelRegistry(VariantCatalog, ResultStore):
+class ModelRegistry(VariantCatalog, ResultStore, ImageLayers):
     """Variants, images and results in an S3 registry. Build one per process; methods are thread-safe.
 
     Args:
@@ -51,7 +52,8 @@ class ModelRegistry(VariantCatalog, ResultStore):
         max_workers: files transferred in parallel by one push or pull.
 
     The connection and the object operations come from `S3Store` (store.py), listing and reading
-    variants from `VariantCatalog` (catalog.py), images and results from `ResultStore` (results.py).
+    variants from `VariantCatalog` (catalog.py), images and results from `ResultStore` (results.py),
+    container images as deduplicated layers from `ImageLayers` (images.py).
     """
 
     def __repr__(self) -> str:

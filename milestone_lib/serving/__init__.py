@@ -11,6 +11,7 @@
     gateway.py    PipelineGateway + CLI `python -m milestone_lib.serving.gateway`
     gateway_servicer.py, gateway_steps.py  the gateway's gRPC servicer; a step call with retry
     membership.py the endpoints file: write, watch, query
+    health.py     grpc.health.v1 (Docker health checks, Kubernetes probes) + a checker CLI
     metrics.py    Prometheus metrics
 
 Submodules are imported on use, so `import milestone_lib.serving` stays cheap.

@@ -27,6 +27,7 @@ CLI:
     python -m milestone_lib.serving.gateway --endpoints FILE --host 127.0.0.1 --port P \
         [--metrics-port M] [--policy least-outstanding|round-robin]
 prints `READY <host>:<port>`; SIGTERM/SIGINT stop it gracefully (exit 0).
+Also serves `grpc.health.v1.Health` (`health.py`): SERVING while both steps have a replica.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from ..errors import InvalidInputError, ServingError
 from .balancer import POLICIES, Policy, Replica, ReplicaPool
 from .gateway_servicer import GatewayServicer
 from .gateway_steps import StepCall, StepFailedError, call_step
+from .health import add_health_service
 from .membership import PIPELINE_MODEL, STEPS, EndpointsWatcher, read_endpoints
 from .metrics import GatewayMetrics, start_metrics_server
 from .protocol import (
@@ -123,6 +125,12 @@ class PipelineGateway:
             except Exception:  # the watcher must outlive any one bad reload
                 log.exception("reloading endpoints failed")
 
+    def _health(self, service: str) -> bool | None:
+        """grpc.health.v1: the gateway and `pipeline` while both steps have a replica; a step while it has one."""
+        if service in ("", PIPELINE_MODEL):
+            return self.ready
+        return bool(self.pools[service].replicas) if service in self.pools else None
+
     # lifecycle ----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         for step in STEPS:
@@ -130,6 +138,7 @@ class PipelineGateway:
         self.reload_endpoints()
         self._server = grpc.aio.server(options=grpc_channel_options(self.max_message_bytes))
         service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(GatewayServicer(self), self._server)
+        add_health_service(self._server, self._health)
         bound = self._server.add_insecure_port(f"{host}:{port}")
         if bound == 0:
             raise OSError(f"cannot bind {host}:{port}")

@@ -17,6 +17,7 @@ CLI:
         [--max-batch-size B] [--max-queue-delay-ms D] [--max-queue-size Q] [--max-request-rows R] \
         [--metrics-port M] [--raw-tensors]
 prints `READY <host>:<port>` once serving; SIGTERM/SIGINT stop it gracefully (exit 0).
+Also serves `grpc.health.v1.Health` (`health.py`) for Docker health checks and Kubernetes probes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import grpc
 from ..errors import ModelNotFoundError, ServingError
 from .batcher import DynamicBatcher, split_oversized
 from .defaults import step_defaults
+from .health import add_health_service
 from .metrics import StepMetrics, start_metrics_server
 from .protocol import (
     MAX_MESSAGE_BYTES,
@@ -196,6 +198,7 @@ class StepServer:
         # message; only a message past the transport limit gets gRPC's own RESOURCE_EXHAUSTED.
         self._server = grpc.aio.server(options=grpc_channel_options(self.max_request_bytes + _TRANSPORT_SLACK_BYTES))
         service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(_StepServicer(self), self._server)
+        add_health_service(self._server, self._health)
         bound = self._server.add_insecure_port(f"{host}:{port}")
         if bound == 0:
             raise OSError(f"cannot bind {host}:{port}")
@@ -205,6 +208,10 @@ class StepServer:
         self.address = f"{host}:{bound}"
         self.ready = True
         return bound
+
+    def _health(self, service: str) -> bool | None:
+        """grpc.health.v1: the server ("") and its model under either name."""
+        return self.ready if service in ("", self.model.name, self.model.step) else None
 
     async def stop(self, grace: float = 5.0) -> None:
         """Refuse new requests, finish those in flight (up to `grace` seconds), then stop."""

@@ -121,10 +121,7 @@ def test_core_allocator_gives_whole_free_cores_and_packs_fractions() -> None:
 def test_make_backend_local_and_the_backends_of_later_issues(tmp_path: Path) -> None:
     backend = make_backend("local", workdir=tmp_path, pin=False)
     assert isinstance(backend, LocalBackend) and backend.workdir is None and not backend.pin
-    for name in ("docker",):  # "kubernetes": tests/deploy/test_kubernetes_backend.py
-        with pytest.raises(DeploymentError, match=rf"'{name}' deployment backend is not in this version yet") as info:
-            make_backend(name)
-        assert 'make_backend("local")' in str(info.value) and "later issue" in str(info.value)
+    # "docker": tests/deploy/test_docker_backend.py; "kubernetes": tests/deploy/test_kubernetes_backend.py
     with pytest.raises(DeploymentError, match="unknown deployment backend 'podman'; choose one of local, docker"):
         make_backend("podman")
 
