@@ -6,6 +6,12 @@
     breakdown.py       per-step queue / compute / network time of pipeline requests, run comparisons
     figures.py         the headline figures each notebook records
     plots.py           slide style, plain-millisecond log axes, the plots
+    inputs.py          read back what the notebooks saved in a reports folder (NOTEBOOKS, read_reports)
+    narrative.py       the report's sentences and the recommendation, from the recorded numbers
+    deliverables.py    each assignment task / deliverable and the files that answer it
+    html.py            build_report: reports/report.html, self-contained (plots as data URIs)
+    slides.py          build_slides: reports/slides.html, a reveal.js deck by nbconvert, reveal.js inlined
+    browser.py         check_page: open a page in headless Chromium offline, count images and requests
 
 It may import from every earlier stage; nothing in the package but cli/notebooks imports it.
 """
@@ -20,7 +26,11 @@ from .breakdown import (
     step_columns,
     timing_residuals,
 )
-from .figures import build_figures, registry_figures, scaling_figures
+from .browser import PageCheck, check_page, find_chromium
+from .deliverables import DELIVERABLES
+from .figures import build_figures, registry_figures, report_figures, scaling_figures
+from .html import build_report
+from .inputs import NOTEBOOKS, read_reports
 from .plots import (
     PANEL_SIZE,
     SLIDE_STYLE,
@@ -39,18 +49,26 @@ from .run import (
     open_run,
     scaled_replicas,
 )
+from .slides import build_slides
 from .variant_table import pipeline_accuracy_table, stage_table, variant_table
 from .writers import reports_path, save_figure, write_table
 
 __all__ = [
+    "DELIVERABLES",
+    "NOTEBOOKS",
     "PANEL_SIZE",
     "PARTS",
     "SLIDE_STYLE",
     "SMOKE_LOAD",
     "LoadPlan",
     "MilestoneRun",
+    "PageCheck",
     "build_figures",
+    "build_report",
+    "build_slides",
+    "check_page",
     "compare_runs",
+    "find_chromium",
     "load_figures",
     "log_ms_ticks",
     "mark_smoke",
@@ -58,7 +76,9 @@ __all__ = [
     "pipeline_accuracy_table",
     "plot_accuracy_vs_latency",
     "plot_step_breakdown",
+    "read_reports",
     "registry_figures",
+    "report_figures",
     "reports_path",
     "save_figure",
     "scaled_replicas",

@@ -6,7 +6,8 @@ assertions read the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -15,8 +16,10 @@ from ..contracts import STEPS
 
 if TYPE_CHECKING:  # only a type here: importing the registry client would load the S3 SDK
     from ..registry import PulledVariant
+    from .browser import PageCheck
+    from .inputs import NotebookOutputs
 
-__all__ = ["build_figures", "registry_figures", "scaling_figures"]
+__all__ = ["build_figures", "registry_figures", "report_figures", "scaling_figures"]
 
 
 def build_figures(variants: pd.DataFrame, stages: pd.DataFrame, pipeline: pd.DataFrame) -> dict[str, Any]:
@@ -71,6 +74,24 @@ def scaling_figures(before: Mapping[str, Any], after: Mapping[str, Any], before_
     for label, (_, breakdown) in runs.items():
         figures[f"slowest_step_ms_{label}"] = round(float(breakdown.loc[slowest, "total_ms"]), 2)
     figures["replicas_after"] = {step: int(replicas_after.get(step, 0)) for step in STEPS}
+    return figures
+
+
+def report_figures(outputs: Sequence[NotebookOutputs], *, report: Path, slides: Path,
+                   checks: Sequence[PageCheck] = ()) -> dict[str, Any]:
+    """Notebook 06: which notebooks' outputs went in, the two pages, and what Chromium saw in them."""
+    figures: dict[str, Any] = {
+        "notebooks_included": [o.spec.notebook for o in outputs if o.started],
+        "notebooks_missing": [o.spec.notebook for o in outputs if not o.started],
+        "runs": sorted({o.run for o in outputs if o.run}),
+        "tables": sum(len(o.tables) for o in outputs),
+        "plots": sum(len(o.plots) for o in outputs),
+        "report_mb": round(Path(report).stat().st_size / 1e6, 3),
+        "slides_mb": round(Path(slides).stat().st_size / 1e6, 3),
+        "browser_checked": bool(checks),
+    }
+    for check in checks:
+        figures[check.path.stem] = check.summary()
     return figures
 
 
