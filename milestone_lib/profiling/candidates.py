@@ -39,6 +39,9 @@ def _loads(step: str, rate: float, fanout: pd.DataFrame) -> list[tuple[float, fl
     if fanout.empty:
         raise ProfilingError("classify profiles need a fan-out table (crops per image per detector variant); "
                              "measure it with profiling.fanout_table")
+    if {"calls_per_image", "crops_per_call_mean"} <= set(fanout.columns):  # the gateway skips images with no crop
+        return [(rate * float(f.calls_per_image), float(f.crops_per_call_mean), f.detector_variant)
+                for f in fanout.itertuples()]
     return [(rate, float(f.crops_per_image_mean), f.detector_variant) for f in fanout.itertuples()]
 
 

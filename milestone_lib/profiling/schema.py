@@ -53,7 +53,8 @@ class ServiceProfile(BaseModel):
 
 
 PROFILE_COLUMNS: list[str] = list(ServiceProfile.model_fields)
-FANOUT_COLUMNS: list[str] = ["detector_variant", "crops_per_image_mean", "crops_per_image_std", "images"]
+FANOUT_COLUMNS: list[str] = ["detector_variant", "crops_per_image_mean", "crops_per_image_std", "images",
+                             "calls_per_image", "crops_per_call_mean"]
 CANDIDATE_COLUMNS: list[str] = [
     "step", "variant", "model", "format", "precision", "cpu", "threads", "batch", "replicas", "cost", "rate_rps",
     "items_per_request", "p50_ms", "p95_ms", "p99_ms", "max_throughput_rps", "utilization", "stable", "accuracy",

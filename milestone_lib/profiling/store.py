@@ -62,7 +62,7 @@ def load_sweep(reports_dir: Path) -> SweepData:
                              "notebooks/04_scaling_sweep.ipynb first (smoke=True writes reports/smoke/)")
     frames = {key: pd.read_csv(folder / SWEEP_FILES[key]) for key in ("profiles", "fanout", "candidates")}
     check_columns(frames["profiles"], PROFILE_COLUMNS, "service profile")
-    check_columns(frames["fanout"], FANOUT_COLUMNS, "fan-out")
+    check_columns(frames["fanout"], FANOUT_COLUMNS[:2], "fan-out")
     check_columns(frames["candidates"], CANDIDATE_COLUMNS, "candidate")
     meta = json.loads((folder / SWEEP_FILES["meta"]).read_text())
     return SweepData(frames["profiles"], frames["fanout"], frames["candidates"], SlaSpec(**meta["sla"]),

@@ -1,0 +1,111 @@
+"""What notebook 04 states and records: the best configurations, their latency samples, throughput
+efficiency by replicas, the headline figures, the reference run beside the local one, the registry push."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MilestoneError
+from .sla import SlaSpec
+from .store import SweepData
+from .tables import best_configuration, describe_best
+
+__all__ = ["best_configurations", "best_samples", "push_results", "reference_tables", "scaling_efficiency",
+           "sweep_data", "sweep_figures"]
+
+
+def best_configurations(candidates: pd.DataFrame, sla: SlaSpec) -> tuple[dict[str, pd.Series | None], list[str]]:
+    """Per step the best configuration (the classifier's under the best detector's fan-out) and a sentence each."""
+    detect = best_configuration(candidates, "detect")
+    classify = best_configuration(candidates, "classify",
+                                  detector_variant=detect["variant"] if detect is not None else None)
+    best = {"detect": detect, "classify": classify}
+    return best, [describe_best(best[step], step, sla) for step in best]
+
+
+def best_samples(result: Any, best: dict[str, pd.Series | None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Measured latencies behind each best configuration: its own run where measured, else the one-replica
+    run of the same variant and CPU (the label says which)."""
+    samples, labels = {}, {}
+    for step, row in best.items():
+        if row is None:
+            continue
+        runs = result.measured
+        same = runs[(runs["step"] == step) & (runs["variant"] == row["variant"]) & np.isclose(runs["cpu"], row["cpu"])]
+        exact = same[same["replicas"] == row["replicas"]]
+        chosen = exact if len(exact) else same[same["replicas"] == 1]
+        run_id = chosen["run_id"].iloc[0] if len(chosen) else None
+        lat = result.latencies
+        samples[step] = lat.loc[lat["run_id"] == run_id, "latency_ms"].to_numpy() if run_id and len(lat) else np.array([])
+        how = "measured" if len(exact) else "1 replica measured; lines predicted"
+        labels[step] = {"p50_ms": float(row["p50_ms"]), "p99_ms": float(row["p99_ms"]),
+                        "label": f"{row['variant']} {int(row['replicas'])}x{row['cpu']:g} CPU ({how})"}
+    return samples, labels
+
+
+def scaling_efficiency(candidates: pd.DataFrame, *, step: str, variant: str, cpu: float = 1.0) -> pd.DataFrame:
+    """Max throughput by replicas at `cpu` per replica (the nearest allocation swept), and the efficiency
+    throughput(r) / (r x throughput(1))."""
+    rows = candidates[(candidates["step"] == step) & (candidates["variant"] == variant)]
+    if len(rows):
+        nearest = rows["cpu"].iloc[int(np.argmin(np.abs(rows["cpu"].to_numpy(float) - cpu)))]
+        rows = rows[np.isclose(rows["cpu"], nearest)]
+    if step == "classify" and rows["detector_variant"].notna().any():
+        rows = rows[rows["detector_variant"] == rows["detector_variant"].dropna().iloc[0]]
+    rows = rows.sort_values("replicas")[["variant", "cpu", "replicas", "max_throughput_rps", "source"]]
+    rows = rows.reset_index(drop=True)
+    one = rows.loc[rows["replicas"] == 1, "max_throughput_rps"]
+    base = float(one.iloc[0]) if len(one) else math.nan
+    return rows.assign(efficiency=rows["max_throughput_rps"] / (rows["replicas"] * base))
+
+
+def sweep_figures(result: Any, candidates: pd.DataFrame, best: dict[str, pd.Series | None],
+                  sentences: list[str], *, seconds: float) -> dict[str, Any]:
+    """The headline figures notebook 04 records."""
+    figures: dict[str, Any] = {
+        "seconds": round(seconds, 1), "cores": result.machine.get("cores"), "cpus": result.spec.cpus,
+        "replicas": result.spec.replicas, "sla_ms": result.spec.sla.latency_ms, "rate_rps": result.spec.sla.rate_rps,
+        "step_budgets_ms": result.spec.sla.step_budgets(), "rows": len(candidates),
+        "measured_rows": int((candidates["source"] == "measured").sum()), "best": sentences,
+    }
+    for step in ("detect", "classify"):
+        figures[f"{step}_variants"] = sorted(candidates.loc[candidates["step"] == step, "variant"].unique())
+        row = best.get(step)
+        figures[f"best_{step}"] = None if row is None else {
+            "variant": row["variant"], "replicas": int(row["replicas"]), "cpu": float(row["cpu"]),
+            "cost": float(row["cost"]), "p99_ms": float(row["p99_ms"]), "source": row["source"]}
+    both = candidates[candidates["source"] == "measured"]
+    both = both[(both["replicas"] > 1) & np.isfinite(both["predicted_p99_ms"].astype(float))]
+    if len(both):
+        figures["prediction_error_p99_median"] = float(np.median(np.abs(both["predicted_p99_ms"] / both["p99_ms"] - 1)))
+    return figures
+
+
+def sweep_data(result: Any, candidates: pd.DataFrame) -> SweepData:
+    """What `save_sweep` writes for notebook 05: profiles, fan-out, candidates, SLA, machine, spec."""
+    return SweepData(result.profiles, result.fanout, candidates, result.spec.sla, result.machine,
+                     result.spec.model_dump(mode="json"))
+
+
+def reference_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    """The 16-core reference run's tables under `folder` (reports/reference/), by file stem; {} if none."""
+    folder = Path(folder)
+    return {p.stem: pd.read_csv(p) for p in sorted(folder.glob("*.csv"))} if folder.is_dir() else {}
+
+
+def push_results(tables: dict[str, pd.DataFrame], *, run: str) -> str:
+    """Push the tables to the registry's results (profiles/<run>/); a sentence saying what happened."""
+    try:
+        from ..registry import open_registry
+
+        registry = open_registry(start_local=False)
+        for name, table in tables.items():
+            registry.push_profile(table, name=name, run=run)
+    except (MilestoneError, OSError) as exc:
+        return f"registry push skipped: {str(exc).splitlines()[0]}"
+    return f"pushed {len(tables)} tables to the registry's results under profiles/{run}/"
