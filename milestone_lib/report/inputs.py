@@ -45,7 +45,8 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
                  ("registry_", "02_"), ("registry_variants.csv",)),
     NotebookSpec("03_per_step_latency", "Per-step latency and horizontal scaling",
                  "T1 of part 2 (per-step latency, most time-consuming step), deliverable 1 (scaling in the notebook)",
-                 ("03_",), ("03_step_breakdown_before.csv", "03_step_breakdown.png")),
+                 ("03_step_breakdown_before", "03_step_breakdown_after", "03_scaling", "03_"),
+                 ("03_step_breakdown_before.csv", "03_step_breakdown.png")),
     NotebookSpec("04_scaling_sweep", "Scaling sweep: Variant / Scale / Latency / Cost / Accuracy per step",
                  "T2, deliverables 3 and 4", ("04_",),
                  ("04_candidates.csv", "per-step tables", "accuracy vs latency and vs throughput plots")),
@@ -53,6 +54,9 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
                  "T3, deliverable 5", ("05_",), ("05_t3_answers.md", "05_t3_answers.json", "Pareto plot")),
 )
 """The notebooks whose outputs the report assembles, in order (06 is the report itself)."""
+
+
+_RAW_TABLES = {"04_service_profiles", "04_fanout", "04_candidates"}
 
 
 @dataclass(frozen=True)
@@ -157,8 +161,15 @@ def read_reports(reports_dir: Path) -> list[NotebookOutputs]:
             if path.name not in claimed and path.suffix in (".md", ".json") and path.name.startswith(spec.prefixes):
                 claimed.add(path.name)
                 found.texts[path.name] = path
+        found.tables.sort(key=lambda table: _table_rank(spec, table.name))
         outputs.append(found)
     return outputs
+
+
+def _table_rank(spec: NotebookSpec, name: str) -> tuple[int, bool, str]:
+    """The notebook's own order (its prefixes), the sweep's raw data files (the contract's) last."""
+    prefix = next(i for i, p in enumerate(spec.prefixes) if name.startswith(p))
+    return prefix, name in _RAW_TABLES, name
 
 
 def find_plot(outputs: list[NotebookOutputs], *words: str, notebook: str | None = None) -> PlotFile | None:

@@ -146,6 +146,10 @@ def _sweep_findings(outputs: NotebookOutputs) -> list[str]:
         sentences.append(f"SLA: p99 at most {_format(sla)} ms" + (f" at {_format(rate)} requests/s." if rate else "."))
     for step, row in _best_per_step(f).items():
         sentences.append(f"Best configuration under the step SLA: {_step_text(step, row)}.")
+    # A sweep may record its best configurations as sentences already (profiling.describe_best).
+    for key, value in _flatten(f):
+        if "best" in key and isinstance(value, str) and len(value) > 20:
+            sentences.append(value)
     return sentences
 
 
@@ -169,9 +173,9 @@ def _optimum_findings(outputs: NotebookOutputs) -> list[str]:
         sentences.append(f"The MILP's optimum {'equals' if f['milp_equals_enumeration'] else 'differs from'} "
                          f"exhaustive enumeration ({_format(f.get('milp_seconds'))} s against "
                          f"{_format(f.get('enumeration_seconds'))} s).")
-    error = _first(f, "prediction_error", "prediction_error_pct", "p99_prediction_error")
-    if error is not None:
-        sentences.append(f"Prediction error of the chosen configuration's p99 (deployed and measured): {_format(error)}.")
+    for key, value in _flatten(f):  # the check against reality: e.g. `p99_prediction_error_pct`
+        if "error" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
+            sentences.append(f"Prediction against measurement, {key.replace('_', ' ')}: {_format(value)}.")
     return sentences
 
 

@@ -33,7 +33,7 @@ _QUESTIONS = {"how_many": "How many configurations meet the SLA?", "pareto": "Co
               "upstream": "Does the upstream detector change the best classifier?",
               "baselines": "Against the baselines"}
 _CAPTIONS = {"variants_accuracy_latency": "Accuracy against latency of every variant (batch 1, 1 thread)",
-             "03_step_breakdown": "Where a request's time goes, per step: before and after scaling out"}
+             "03_step_breakdown": "Where a request's time goes: before and after scaling out"}
 _EXTRA_CSS = """
 .reveal .slides section{text-align:left}
 .reveal h1,.reveal h2{font-family:"DejaVu Sans",Arial,sans-serif;text-transform:none;color:#1d2733}
@@ -160,7 +160,11 @@ def _notebook_slides(found: NotebookOutputs, words: tuple[str, ...] = (), *, ski
     sentences = findings(found)
     plots = [p for p in found.plots if p.name not in (skip or set())]
     plots.sort(key=lambda p: 0 if words and all(w in p.name.lower() for w in words) else 1)
-    slides = [Slide(_headline(sentences[0]), sentences[:5])] if sentences else []
+    slides = []
+    if sentences:
+        title = _headline(sentences[0])
+        # A first finding that is all title is not said twice.
+        slides.append(Slide(title, sentences[1:5] if title == sentences[0].rstrip(".") else sentences[:5]))
     slides += [Slide(_caption(p), plot=p) for p in plots[:3]]
     return slides or [Slide(found.spec.title, [f"See {found.spec.notebook} in the report."])]
 

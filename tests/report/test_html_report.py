@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 from milestone_lib.notebooks import NOTEBOOKS_DIR, run_notebook
-from milestone_lib.report import load_figures, open_run, plot_accuracy_vs_latency, plot_step_breakdown
+from milestone_lib.report import (
+    load_figures,
+    open_run,
+    plot_accuracy_vs_latency,
+    plot_step_breakdown,
+)
 from milestone_lib.report.browser import check_page, find_chromium
 from milestone_lib.report.html import build_report
 from milestone_lib.report.inputs import read_reports
