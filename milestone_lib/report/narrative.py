@@ -144,13 +144,11 @@ def _sweep_findings(outputs: NotebookOutputs) -> list[str]:
     sla, rate = _first(f, "sla_ms", "latency_ms", "sla_latency_ms"), _first(f, "rate_rps", "sla_rate_rps")
     if sla is not None:
         sentences.append(f"SLA: p99 at most {_format(sla)} ms" + (f" at {_format(rate)} requests/s." if rate else "."))
-    for step, row in _best_per_step(f).items():
-        sentences.append(f"Best configuration under the step SLA: {_step_text(step, row)}.")
-    # A sweep may record its best configurations as sentences already (profiling.describe_best).
-    for key, value in _flatten(f):
-        if "best" in key and isinstance(value, str) and len(value) > 20:
-            sentences.append(value)
-    return sentences
+    # The sweep's own sentences (profiling.describe_best: the budget, the source) when it recorded them.
+    said = [s for s in f.get("best") or [] if isinstance(s, str)] if isinstance(f.get("best"), list) else []
+    sentences += said or [f"Best configuration under the step SLA: {_step_text(step, row)}."
+                          for step, row in _best_per_step(f).items()]
+    return sentences + _error_sentences(f)
 
 
 def _optimum_findings(outputs: NotebookOutputs) -> list[str]:
@@ -173,10 +171,14 @@ def _optimum_findings(outputs: NotebookOutputs) -> list[str]:
         sentences.append(f"The MILP's optimum {'equals' if f['milp_equals_enumeration'] else 'differs from'} "
                          f"exhaustive enumeration ({_format(f.get('milp_seconds'))} s against "
                          f"{_format(f.get('enumeration_seconds'))} s).")
-    for key, value in _flatten(f):  # the check against reality: e.g. `p99_prediction_error_pct`
-        if "error" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
-            sentences.append(f"Prediction against measurement, {key.replace('_', ' ')}: {_format(value)}.")
-    return sentences
+    return sentences + _error_sentences(f)
+
+
+def _error_sentences(figures: Mapping[str, Any]) -> list[str]:
+    """Prediction against measurement, e.g. `prediction_error_p99_median` (a fraction, as recorded)."""
+    return [f"Prediction against measurement, {key.replace('_', ' ')}: {_format(value)}."
+            for key, value in _flatten(figures)
+            if "error" in key and isinstance(value, (int, float)) and not isinstance(value, bool)]
 
 
 def _configuration_sentences(chosen: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:

@@ -136,6 +136,19 @@ def test_recommendation_and_words_follow_the_recorded_numbers(settings: ProjectS
     assert "detect yolov8n-onnx-int8-static on 2 replica(s)" in " ".join(recommendation(read_reports(settings.reports_dir)))
 
 
+def test_an_sla_nothing_meets_is_said_with_the_closest_configurations(settings: ProjectSettings) -> None:
+    _fill_04_05(settings, detect_variant="yolov8n-onnx-fp32")
+    answers = json.loads((settings.reports_dir / "05_t3_answers.json").read_text())
+    answers.update(feasible=False, sla_ms=5.0, recommendation={},
+                   sentences={"recommendation": "No configuration keeps p99 within 5 ms; the closest: 42 ms."})
+    (settings.reports_dir / "05_t3_answers.json").write_text(json.dumps(answers))
+    (settings.reports_dir / "05_t3_answers.md").write_text("## Closest configurations\n\n| p99 ms |\n|---|\n| 42 |\n")
+    page = build_report(settings.reports_dir).read_text()
+    assert "Nothing meets the SLA of 5 ms at 20 requests/s." in page
+    assert "the closest: 42 ms" in page and "<td>42</td>" in page
+    assert "Not produced yet: run notebook 01" in page  # the others' placeholders stay
+
+
 @pytest.mark.skipif(find_chromium() is None, reason="needs headless Chromium: apt-get install chromium")
 def test_report_and_slides_open_offline_with_every_image_shown(settings: ProjectSettings) -> None:
     _fill_01_to_03(settings)
