@@ -1,0 +1,115 @@
+"""Checked against reality: deploy a configuration, drive it with Poisson load through the gateway at
+the SLA rate, repeat, and compare the measured p99, goodput and SLA attainment with the prediction.
+
+Each configuration is deployed once and loaded `repeats` times (independent Poisson schedules);
+the 95% confidence interval of a mean over the repeats uses Student's t.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..deploy import Batching, PipelineDeployment, StepDeployment, make_backend
+from ..loadgen import PoissonRate, load_images, run_open_loop
+from .solution import Configuration
+
+__all__ = ["check_summary", "deployment_for", "mean_ci", "measure_configurations"]
+
+# Student's t, two-sided 95%, by degrees of freedom (1..30); beyond 30 the normal 1.96.
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, half-width of its 95% confidence interval); the half-width is NaN for fewer than 2 values."""
+    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if not len(data):
+        return math.nan, math.nan
+    if len(data) < 2:
+        return float(data.mean()), math.nan
+    t = _T95[len(data) - 2] if len(data) - 1 <= len(_T95) else 1.96
+    return float(data.mean()), float(t * data.std(ddof=1) / math.sqrt(len(data)))
+
+
+def deployment_for(config: Configuration, *, variants_dir: Path | None = None,
+                   max_queue_delay_ms: float = 2.0) -> PipelineDeployment:
+    """The `PipelineDeployment` of a configuration: variant, replicas, cpu, threads and batch per step."""
+    steps = []
+    for step, values in (("detect", config.detect), ("classify", config.classify)):
+        delay = values.get("max_queue_delay_ms")
+        steps.append(StepDeployment(
+            step=step, variant=values["variant"],  # type: ignore[arg-type]
+            folder=Path(variants_dir) / values["variant"] if variants_dir is not None else None,
+            replicas=int(values["replicas"]), cpu=float(values["cpu"]),
+            threads=int(values.get("threads") or max(1, math.ceil(float(values["cpu"])))),
+            batching=Batching(max_batch_size=int(values["batch"]),
+                              max_queue_delay_ms=float(delay) if delay is not None else max_queue_delay_ms)))
+    return PipelineDeployment(name="optimize-check", steps=steps)
+
+
+def measure_configurations(configs: Mapping[str, Configuration], *, rate_rps: float, sla_ms: float,
+                           duration_s: float, warmup_s: float = 2.0, repeats: int = 3, backend: str = "local",
+                           variants_dir: Path | None = None, dataset: str | None = None, timeout_s: float = 10.0,
+                           backend_options: Mapping[str, Any] | None = None,
+                           log: Callable[[str], None] = print) -> pd.DataFrame:
+    """One row per (configuration, repeat): measured p50/p95/p99, goodput, SLA attainment, accounting.
+
+    Configurations with the same deployment are measured once and their rows shared (`same_as`).
+    """
+    rows: list[dict[str, Any]] = []
+    done: dict[str, str] = {}
+    for name, config in configs.items():
+        spec = deployment_for(config, variants_dir=variants_dir)
+        key = spec.model_dump_json()
+        if key in done:
+            rows += [{**r, "configuration": name, "same_as": done[key]} for r in rows if r["configuration"] == done[key]
+                     and not r.get("same_as")]
+            continue
+        done[key] = name
+        log(f"[check] {name}: {config.label}")
+        with make_backend(backend, **dict(backend_options or {})) as deployed:
+            state = deployed.deploy(spec)
+            images = load_images(dataset, variant_folder=deployed.variant_folder("detect"))
+            for repeat in range(repeats):
+                result = run_open_loop(deployed.endpoints().gateway, images, PoissonRate(rate_rps, seed=repeat),
+                                       duration_s=duration_s, warmup_s=warmup_s, timeout_s=timeout_s, sla_ms=sla_ms,
+                                       progress=False, overhead_requests=50)
+                s = result.summary
+                rows.append({"configuration": name, "repeat": repeat, "label": config.label,
+                             "predicted_p99_ms": config.predicted_p99_ms,
+                             "predicted_steps_p99_ms": config.predicted_p99_ms - config.gateway_reserve_ms,
+                             **{k: s.get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "goodput_rps", "throughput_rps",
+                                                      "sla_attainment", "sent", "ok", "failed", "timeouts",
+                                                      "generator_overhead_ms", "schedule_kept")},
+                             "meets_sla": bool(s.get("p99_ms", math.inf) <= sla_ms),
+                             "warnings": "; ".join(state.warnings), "same_as": ""})
+                log(f"[check]   repeat {repeat}: p99 {s.get('p99_ms', math.nan):.1f} ms, goodput "
+                    f"{s.get('goodput_rps', math.nan):.1f} rps, attainment {s.get('sla_attainment', math.nan):.3f}")
+    return pd.DataFrame(rows)
+
+
+def check_summary(measurements: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: predicted vs measured p99 (mean, 95% CI), error, goodput and attainment, every repeat."""
+    out = []
+    for name, part in measurements.groupby("configuration", sort=False):
+        p99, p99_ci = mean_ci(part["p99_ms"].tolist())
+        goodput, goodput_ci = mean_ci(part["goodput_rps"].tolist())
+        attain, attain_ci = mean_ci(part["sla_attainment"].tolist())
+        predicted = float(part["predicted_p99_ms"].iloc[0])
+        steps = float(part["predicted_steps_p99_ms"].iloc[0])
+        out.append({"configuration": name, "label": part["label"].iloc[0], "repeats": len(part),
+                    "predicted_steps_p99_ms": steps, "predicted_p99_ms": predicted, "measured_p99_ms": p99,
+                    "p99_ci95_ms": p99_ci,
+                    # The prediction of the latency is the steps' p99 sum; the reserve is a budget, not a forecast.
+                    "prediction_error": (p99 - steps) / steps if steps else math.nan,
+                    "rule_bound_held": bool((part["p99_ms"] <= predicted).all()),
+                    "goodput_rps": goodput, "goodput_ci95": goodput_ci, "sla_attainment": attain,
+                    "attainment_ci95": attain_ci, "meets_sla_every_repeat": bool(part["meets_sla"].all()),
+                    "requests": int(part["sent"].sum()), "failed": int(part["failed"].sum() + part["timeouts"].sum())})
+    return pd.DataFrame(out)

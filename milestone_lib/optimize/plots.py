@@ -1,0 +1,73 @@
+"""The optimizer's two plots: cost against end-to-end accuracy (Pareto front, chosen point, baselines),
+and predicted against measured p99 with 95% confidence intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .answers import T3Answers
+
+__all__ = ["plot_pareto", "plot_prediction_check"]
+
+_MARKERS = ["s", "^", "v", "D", "P", "X"]
+
+
+def plot_pareto(answers: T3Answers, *, title: str | None = None) -> Any:
+    """Every (cost, accuracy) meeting the SLA, the Pareto front as a step line, the chosen point and baselines."""
+    fig, ax = plt.subplots(figsize=(9, 6))
+    cloud = answers.tables.get("cloud", pd.DataFrame())
+    if len(cloud):
+        for detector, part in cloud.groupby("detect_variant"):
+            ax.scatter(part["cost"], part["accuracy"], s=12 + 3 * np.sqrt(part["configurations"]), alpha=0.35,
+                       label=f"meets SLA, detector {detector}")
+    front = answers.tables.get("pareto", pd.DataFrame())
+    if len(front):
+        ax.step(front["cost"], front["accuracy"], where="post", color="black", linewidth=2, label="Pareto front")
+        ax.scatter(front["cost"], front["accuracy"], color="black", s=40, zorder=3)
+    baselines = answers.tables.get("baselines", pd.DataFrame())
+    for marker, (_, row) in zip(_MARKERS, baselines.iterrows(), strict=False):
+        if pd.notna(row.get("cost")):
+            verdict = "meets" if row.get("meets_sla") else "misses"
+            ax.scatter([row["cost"]], [row["accuracy"]], marker=marker, s=110, facecolors="none", edgecolors="tab:red",
+                       linewidths=1.8, zorder=4, label=f"{row['name']} ({verdict} SLA)")
+    rec = answers.recommendation
+    if rec:
+        ax.scatter([rec["cost"]], [rec["accuracy"]], marker="*", s=420, color="gold", edgecolors="black", zorder=5,
+                   label=f"chosen: {rec['cost']:g} CPUs, accuracy {rec['accuracy']:.3f}")
+    ax.set_xlabel("cost (CPUs = replicas x CPU per replica, both steps)")
+    ax.set_ylabel(f"end-to-end accuracy (pipeline {answers.metric})")
+    ax.set_title(title or f"Cost vs accuracy at {answers.rate_rps:g} req/s within {answers.sla_ms:g} ms p99")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_prediction_check(summary: pd.DataFrame, *, sla_ms: float, title: str | None = None) -> Any:
+    """Per configuration: predicted p99 (steps, and the SLA rule's bound) and measured p99 with its 95% CI."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    y = np.arange(len(summary))
+    if len(summary):
+        ci = summary["p99_ci95_ms"].fillna(0.0).to_numpy()
+        ax.errorbar(summary["measured_p99_ms"], y, xerr=ci, fmt="o", color="tab:blue", capsize=5,
+                    label="measured p99 (mean, 95% CI)")
+        ax.scatter(summary["predicted_steps_p99_ms"], y, marker="x", s=90, color="tab:orange",
+                   label="predicted p99 (sum of step p99)")
+        ax.scatter(summary["predicted_p99_ms"], y, marker="|", s=300, color="tab:gray",
+                   label="SLA rule (+ gateway reserve)")
+    ax.axvline(sla_ms, color="tab:red", linestyle="--", label=f"SLA {sla_ms:g} ms")
+    ax.set_yticks(y, [str(c) for c in summary.get("configuration", [])])
+    ax.invert_yaxis()
+    ax.set_xlabel("end-to-end p99 latency at the SLA rate (ms)")
+    ax.set_title(title or "Predicted vs measured p99")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout()
+    return fig
