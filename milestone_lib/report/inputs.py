@@ -48,7 +48,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
                  ("03_step_breakdown_before", "03_step_breakdown_after", "03_scaling", "03_"),
                  ("03_step_breakdown_before.csv", "03_step_breakdown.png")),
     NotebookSpec("04_scaling_sweep", "Scaling sweep: Variant / Scale / Latency / Cost / Accuracy per step",
-                 "T2, deliverables 3 and 4", ("04_",),
+                 "T2, deliverables 3 and 4", ("04_detect", "04_classify", "04_pipeline", "04_"),
                  ("04_candidates.csv", "per-step tables", "accuracy vs latency and vs throughput plots")),
     NotebookSpec("05_optimize_t3", "The optimal configuration (T3), checked against reality",
                  "T3, deliverable 5", ("05_",), ("05_t3_answers.md", "05_t3_answers.json", "Pareto plot")),
@@ -185,11 +185,16 @@ def find_plot(outputs: list[NotebookOutputs], *words: str, notebook: str | None 
 
 def _title(markdown: Path, fallback: str) -> str:
     """The `# title` line `write_table` put on the Markdown table, without the smoke mark."""
+    title = fallback
     if markdown.is_file():
         first = markdown.read_text().split("\n", 1)[0]
         if first.startswith("# "):
-            return first[2:].replace(" (smoke run)", "").strip()
-    return fallback.replace("_", " ")
+            title = first[2:].replace(" (smoke run)", "").strip()
+    if title == fallback:  # no title given: "04_detect_table" reads "Detect table"
+        words = fallback.split("_")
+        text = " ".join(words[1:] if words[0].isdigit() and len(words) > 1 else words)
+        title = text[:1].upper() + text[1:]
+    return title
 
 
 def _describe(value: Any) -> str:

@@ -56,8 +56,8 @@ def recommendation(outputs: list[NotebookOutputs]) -> list[str]:
     if sweep is not None and sweep.present:
         best = _best_per_step(sweep.figures or {})
         if best:
-            return [f"Per step (notebook 04; the pipeline optimum of notebook 05 is not produced yet): "
-                    f"{_step_text(step, row)}." for step, row in best.items()]
+            return ["Each step on its own, from notebook 04 (the pipeline optimum of notebook 05 is not produced yet):",
+                    *(f"{_step_text(step, row)}." for step, row in best.items())]
     return []
 
 
