@@ -7,6 +7,7 @@ COPY wheels/ /tmp/wheels/
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
       --find-links /tmp/wheels -r /tmp/wheels/requirements-runtime.txt \
+ && /opt/venv/bin/pip uninstall -q -y pip setuptools \
  && rm -rf /opt/venv/lib/python3.11/site-packages/*/tests /opt/venv/lib/python3.11/site-packages/*/*/tests
 
 FROM ${BASE}
@@ -15,7 +16,9 @@ RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin mil
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 LANG=C.UTF-8 MILESTONE_PORT=8001
 COPY project/ /tmp/project/
-RUN /opt/venv/bin/pip install --no-index --no-deps --no-cache-dir --disable-pip-version-check /tmp/project/*.whl \
+# milestone_lib is pure Python: its wheel unpacks into site-packages (the venv keeps no pip)
+RUN python3 -m zipfile -e /tmp/project/*.whl /opt/venv/lib/python3.11/site-packages/ \
+ && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/milestone_lib \
  && rm -rf /tmp/project
 USER 10001:10001
 WORKDIR /home/milestone
