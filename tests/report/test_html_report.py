@@ -136,6 +136,21 @@ def test_recommendation_and_words_follow_the_recorded_numbers(settings: ProjectS
     assert "detect yolov8n-onnx-int8-static on 2 replica(s)" in " ".join(recommendation(read_reports(settings.reports_dir)))
 
 
+def test_before_notebook_05_the_recommendation_is_notebook_04s_best_per_step(settings: ProjectSettings) -> None:
+    run = open_run("04_scaling_sweep", settings=settings)
+    best = {step: {"variant": f"{step}-v", "replicas": 3, "cpu": 0.5, "cost": 1.5, "p99_ms": 80.2, "source": "measured"}
+            for step in ("detect", "classify")}
+    run.record({"sla_ms": 500.0, "rate_rps": 20.0, "best": ["detect: detect-v keeps p99 within its budget."],
+                "best_detect": best["detect"], "best_classify": best["classify"], "prediction_error_p99_median": 0.12})
+    advice = recommendation(read_reports(settings.reports_dir))
+    assert advice[0].startswith("Each step on its own, from notebook 04")
+    assert advice[1:] == ["detect detect-v on 3 replica(s) x 0.5 CPU (cost 1.5, p99 ms 80.2, source measured).",
+                          "classify classify-v on 3 replica(s) x 0.5 CPU (cost 1.5, p99 ms 80.2, source measured)."]
+    page = build_report(settings.reports_dir).read_text()
+    assert "detect: detect-v keeps p99 within its budget." in page  # the sweep's own sentence, not rewritten
+    assert "Prediction against measurement, prediction error p99 median: 0.12." in page
+
+
 def test_an_sla_nothing_meets_is_said_with_the_closest_configurations(settings: ProjectSettings) -> None:
     _fill_04_05(settings, detect_variant="yolov8n-onnx-fp32")
     answers = json.loads((settings.reports_dir / "05_t3_answers.json").read_text())
