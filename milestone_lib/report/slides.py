@@ -11,6 +11,7 @@ slide, its title the message; one plot per slide, large, for a projector.
 from __future__ import annotations
 
 import base64
+import html
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = ["SLIDES_NAME", "Slide", "build_slides", "deck_slides", "reveal_assets
 
 SLIDES_NAME = "slides.html"
 _THEME = "white"
+_DENSE_CHARS = 420
 # Notebook 05 writes one paragraph per T3 question (`05_t3_answers.json`, "sentences"); each is a slide.
 _QUESTIONS = {"how_many": "How many configurations meet the SLA?", "pareto": "Cost against accuracy: the Pareto front",
               "what_determines": "What determines the optimum?",
@@ -43,6 +45,7 @@ _EXTRA_CSS = """
 .reveal .jp-RenderedHTMLCommon img{display:block;margin:8px auto;max-height:500px;max-width:100%;width:auto}
 .reveal .jp-RenderedHTMLCommon table{font-size:20px}.reveal .scroll{overflow:hidden}
 .reveal .placeholder{border:3px dashed #d9822b;padding:18px;font-weight:bold}
+.reveal .jp-RenderedHTMLCommon .dense p{font-size:21px;line-height:1.3;margin:0 0 10px 0}
 .jp-InputPrompt,.jp-OutputPrompt,a.anchor-link{display:none}
 """
 # Replaces nbconvert's reveal head (CDN scripts) and footer script (require.js loading reveal from a CDN).
@@ -189,7 +192,11 @@ def _notebook(slides: list[Slide]):  # -> nbformat.NotebookNode
 
     cells = []
     for slide in slides:
-        text = [f"## {slide.title}", ""] + [f"* {line}" if len(slide.lines) > 1 else line for line in slide.lines]
+        text = [f"## {slide.title}", ""]
+        if sum(len(line) for line in slide.lines) > _DENSE_CHARS:  # a long paragraph: smaller type, still on the slide
+            text.append('<div class="dense">' + "".join(f"<p>{html.escape(line)}</p>" for line in slide.lines) + "</div>")
+        else:
+            text += [f"* {line}" if len(slide.lines) > 1 else line for line in slide.lines]
         attachments = {}
         if slide.placeholder:
             text.append(f'<div class="placeholder">Not produced yet: run notebook {slide.placeholder} '

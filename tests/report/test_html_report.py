@@ -96,7 +96,8 @@ def _fill_04_05(settings: ProjectSettings, *, detect_variant: str) -> None:
     answers = {"sla_ms": 500.0, "rate_rps": 20.0, "feasible": True, "recommendation": chosen,
                "figures": {"meeting_count": 12, "configurations": 40, "upstream_changes": True},
                "sentences": {"recommendation": f"{detect_variant} is the cheapest that meets the SLA.",
-                             "upstream": "Yes: a detector with more crops per image needs more classifier replicas."}}
+                             "upstream": "Yes: a detector with more crops per image needs more classifier replicas.",
+                             "what_determines": "At 10 requests/s the cheapest meets it; " * 12}}
     (settings.reports_dir / "05_t3_answers.json").write_text(json.dumps(answers))
     (settings.reports_dir / "05_t3_answers.md").write_text("# T3\n\n| rate | configurations |\n|---|---|\n| 20 | 12 |\n")
     run.record({"meeting_count": 12})
@@ -131,6 +132,9 @@ def test_recommendation_and_words_follow_the_recorded_numbers(settings: ProjectS
     assert page.count("data:image/png;base64,") == 5
     assert "<td>20</td>" in page  # the T3 answers' Markdown table, rendered
     assert "30 rows · 04_detect_table.csv" in page and "more rows</summary>" not in page  # short: not folded
+    deck = build_slides(settings.reports_dir).read_text()
+    assert "Does the upstream detector change the best classifier?" in deck  # one slide per T3 question
+    assert deck.count('class="dense"') == 1  # the long paragraph in smaller type, the short ones as they are
     # Another run that chose another detector: the words change with it.
     _fill_04_05(settings, detect_variant="yolov8n-onnx-int8-static")
     assert "detect yolov8n-onnx-int8-static on 2 replica(s)" in " ".join(recommendation(read_reports(settings.reports_dir)))
