@@ -2,8 +2,8 @@
 
 Chromium is driven through the DevTools protocol over a pipe (`--remote-debugging-pipe`: no
 port, no websocket library). Every request the page makes is recorded (`Network.requestWillBeSent`),
-and Chromium is also pointed at a proxy that does not exist, so a request to another host could
-not succeed even if one were made. Then each `<img>` is checked: loaded, decoded, non-zero size.
+and Chromium is also pointed at a proxy that does not exist and resolves no host name, so a request
+to another host could not leave the machine even if the page made one. Then each `<img>` is checked: loaded, decoded, non-zero size.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class _Pipe:
         return json.loads(message)
 
 
-def check_page(path: Path, *, chromium: str | None = None, timeout_s: float = 20.0, settle_s: float = 0.5) -> PageCheck:
+def check_page(path: Path, *, chromium: str | None = None, timeout_s: float = 60.0, settle_s: float = 0.5) -> PageCheck:
     """Load `path` in headless Chromium with the network cut off; return its images, requests and slides."""
     path = Path(path).resolve()
     if not path.is_file():
@@ -137,7 +137,8 @@ def check_page(path: Path, *, chromium: str | None = None, timeout_s: float = 20
         arguments = [binary, "--headless", "--remote-debugging-pipe", f"--user-data-dir={profile}",
                      "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--disable-default-apps",
-                     "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "about:blank"]
+                     "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+                     "--host-resolver-rules=MAP * ~NOTFOUND", "about:blank"]
         # Chromium reads commands on fd 3 and writes replies on fd 4: bash (dash takes no fd above 9) moves the
         # pipes there and execs it; no preexec_fn, which is unsafe in a threaded process (a notebook kernel).
         shell = [shutil.which("bash") or "/bin/bash", "-c", f'exec "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', "sh", *arguments]

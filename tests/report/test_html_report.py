@@ -196,3 +196,14 @@ def test_notebook_06_assembles_the_smoke_reports_folder(tmp_path: Path, monkeypa
     assert "Run: <b>smoke</b>" in (smoke / "report.html").read_text()
     assert (smoke / "slides.html").stat().st_size > 0 and (smoke / "slides.ipynb").is_file()
     assert not (tmp_path / "reports" / "report.html").exists()  # a smoke run leaves the full run's folder alone
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="needs headless Chromium: apt-get install chromium")
+def test_the_browser_check_sees_a_remote_image_and_a_missing_one(tmp_path: Path) -> None:
+    # Chromium resolves no name and its proxy refuses everything: the remote request is recorded, and goes nowhere.
+    page = tmp_path / "page.html"
+    page.write_text('<html><body><img alt="remote" src="http://remote.invalid/plot.png">'
+                    '<img alt="missing" src="missing.png"></body></html>')
+    check = check_page(page)
+    assert check.images == 2 and sorted(check.broken_images) == ["missing", "remote"]
+    assert check.external_requests == ["http://remote.invalid/plot.png"] and not check.ok
