@@ -3,7 +3,9 @@
 - detector: COCO mAP50 and mAP50-95 on the val split (pycocotools), one generic class;
 - classifier: top-1 on jittered val crops;
 - pipeline: end-to-end COCO mAP of detector -> crops -> classifier against the dataset's classes,
-  with the serving thresholds (what a client of the pipeline actually gets).
+  with the serving thresholds (what a client of the pipeline actually gets);
+- fan-out: detections per val image at the serving threshold, i.e. the crops per image the
+  classifier step receives (mean and spread), which sizes the classify step downstream.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "classifier_top1",
     "coco_map",
     "detect_all",
+    "detection_fanout",
     "detector_map",
     "load_val_images",
     "pipeline_map",
@@ -140,3 +143,12 @@ def serving_detections(detector: Detector, val: ValImages) -> list[np.ndarray]:
     detector.conf_threshold = SERVING_CONF_THRESHOLD
     return detect_all(detector, val.images)
 
+
+
+def detection_fanout(detector: Detector, val: ValImages) -> dict[str, float]:
+    """Detections per val image at the serving threshold: `crops_per_image_mean` / `_std` (and the truth's mean)."""
+    counts = np.array([len(d) for d in serving_detections(detector, val)], dtype=np.float64)
+    truth = np.array([len(b) for b in val.boxes], dtype=np.float64)
+    return {"crops_per_image_mean": float(counts.mean()) if len(counts) else 0.0,
+            "crops_per_image_std": float(counts.std()) if len(counts) else 0.0,
+            "objects_per_image_mean": float(truth.mean()) if len(truth) else 0.0}

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from milestone_lib.accuracy import (
+    SERVING_CONF_THRESHOLD,
     classifier_top1,
     coco_map,
+    detect_all,
+    detection_fanout,
     detector_map,
     load_val_images,
 )
@@ -67,3 +70,20 @@ def test_classifier_top1_matches_a_plain_hugging_face_forward(smoke_variants: di
     assert manifest.accuracy["top1"] == pytest.approx(expected, abs=1.5 / len(labels))  # at most one crop apart
     ours = classifier_top1(Classifier(manifest, folder, threads=2), load_dataset(smoke_dataset))
     assert ours["top1"] == pytest.approx(expected, abs=1.5 / len(labels))
+
+
+@pytest.mark.slow
+def test_fanout_counts_the_detections_the_classifier_receives(smoke_variants: dict[str, Path],
+                                                              smoke_dataset: Path) -> None:
+    folder = smoke_variants["yolov8n-onnx-fp32"]
+    val = load_val_images(load_dataset(smoke_dataset))
+    fanout = detection_fanout(Detector(load_manifest(folder), folder, threads=1), val)
+    detector = Detector(load_manifest(folder), folder, threads=1)
+    detector.conf_threshold = 0.001
+    counts = np.array([(d[:, 4] >= SERVING_CONF_THRESHOLD).sum() for d in detect_all(detector, val.images)])
+    # the same count from the low-threshold run, cut at the serving threshold ourselves (NMS may differ by a box)
+    assert fanout["crops_per_image_mean"] == pytest.approx(counts.mean(), abs=0.15)
+    assert fanout["crops_per_image_std"] == pytest.approx(counts.std(), abs=0.3)
+    truth = np.mean([len(b) for b in val.boxes])
+    assert fanout["objects_per_image_mean"] == pytest.approx(truth)
+    assert 0.5 * truth < fanout["crops_per_image_mean"] < 1.5 * truth, "a trained detector finds about the true count"

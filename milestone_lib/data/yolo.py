@@ -10,7 +10,7 @@ import yaml
 
 from ..errors import DatasetError
 
-__all__ = ["IMAGE_SUFFIXES", "YoloDataset", "load_dataset", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "YoloDataset", "load_dataset", "read_image", "write_resolved_yaml"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -103,6 +103,23 @@ def load_dataset(yaml_path: str | Path) -> YoloDataset:
         if not any(_label_path(p).exists() and _label_path(p).stat().st_size > 0 for p in images):
             raise DatasetError(yaml_path, f"its '{split}' images have no labels (expected labels/<split>/*.txt)")
     return dataset
+
+
+def write_resolved_yaml(dataset: YoloDataset, target: Path) -> Path:
+    """Write a copy of the dataset yaml whose `path`, `train` and `val` are absolute; return `target`.
+
+    Tools resolve a relative or missing `path:` differently (we read it against the yaml's folder,
+    ultralytics' trainer against the working directory or its datasets folder), so they get this copy.
+    """
+    config = yaml.safe_load(dataset.yaml_path.read_text()) or {}
+    config["path"] = str(dataset.root)
+    for split in ("train", "val"):
+        config[split] = str((dataset.root / str(config[split])).resolve())
+    config["names"] = dict(enumerate(dataset.class_names))
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+    return target
 
 
 def read_image(path: Path) -> np.ndarray:

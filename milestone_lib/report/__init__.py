@@ -50,7 +50,7 @@ from .run import (
     scaled_replicas,
 )
 from .slides import build_slides
-from .variant_table import pipeline_accuracy_table, stage_table, variant_table
+from .variant_table import fanout_table, pipeline_accuracy_table, stage_table, variant_table
 from .writers import reports_path, save_figure, write_table
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "build_slides",
     "check_page",
     "compare_runs",
+    "fanout_table",
     "find_chromium",
     "load_figures",
     "log_ms_ticks",

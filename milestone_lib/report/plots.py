@@ -96,12 +96,15 @@ def mark_smoke(figure: Any) -> Any:
 
 
 def plot_accuracy_vs_latency(table: pd.DataFrame, *, title: str = "") -> Any:
-    """One panel per step: accuracy against latency per image (batch 1, 1 thread), a marker per format."""
+    """One panel per step: accuracy against latency per image (batch 1, 1 thread); colour = format, marker = model @ input px."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     built = table[table["Status"] == "built"].copy()
     built["Format / precision"] = built["Format"] + " " + built["Precision"]
+    built["Model @ input"] = built["Model"]
+    if "Input px" in built:
+        built["Model @ input"] = built["Model"] + " @" + built["Input px"].astype(int).astype(str) + "px"
     steps = list(dict.fromkeys(built["Step"])) or [""]
     with slide_style():
         figure, axes = plt.subplots(1, len(steps), figsize=(PANEL_SIZE[0] * len(steps), PANEL_SIZE[1]),
@@ -109,7 +112,7 @@ def plot_accuracy_vs_latency(table: pd.DataFrame, *, title: str = "") -> Any:
         for axis, step in zip(axes[0], steps):
             data = built[built["Step"] == step]
             if len(data):
-                sns.scatterplot(data=data, x="Latency ms", y="Accuracy", hue="Format / precision", style="Model",
+                sns.scatterplot(data=data, x="Latency ms", y="Accuracy", hue="Format / precision", style="Model @ input",
                                 s=90, ax=axis)
                 axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the points, never on them
             set_log_ms_axis(axis, data["Latency ms"].astype(float))

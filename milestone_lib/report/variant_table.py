@@ -1,4 +1,4 @@
-"""The tables of a variant build: one row per variant (unavailable ones included), pipeline accuracy, stages."""
+"""The tables of a variant build: one row per variant (unavailable ones included), fan-out, pipeline accuracy, stages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from ..contracts import VariantManifest
 from ..variants.build import BuildResult
 from ..variants.speed import latency_key
 
-__all__ = ["pipeline_accuracy_table", "stage_table", "variant_table"]
+__all__ = ["FANOUT_COLUMNS", "fanout_table", "pipeline_accuracy_table", "stage_table", "variant_table"]
+
+FANOUT_COLUMNS = ["crops_per_image_mean", "crops_per_image_std"]
+"""Detections per val image at the serving threshold (what the classify step receives), per detector variant."""
 
 
 def _accuracy(manifest: VariantManifest) -> tuple[str, float]:
@@ -20,10 +23,12 @@ def _accuracy(manifest: VariantManifest) -> tuple[str, float]:
 
 
 def variant_table(result: BuildResult, *, batch: int = 1, threads: int = 1) -> pd.DataFrame:
-    """Variant, Step, Format, Precision, Size MB, Params, Accuracy, Latency, and the change vs fp32.
+    """Variant, Step, Model, Input px, Format, Precision, Size MB, Params, Accuracy, fan-out, Latency, change vs fp32.
 
-    `Latency ms` is model time per image at `batch` and `threads`; `Speedup vs fp32` and
-    `ΔAccuracy vs fp32` compare each variant with the ONNX fp32 variant of the same model.
+    `Input px` is the network input resolution; the detector's fan-out (`crops_per_image_mean` /
+    `_std`) is the number of detections per val image at the serving threshold. `Latency ms` is
+    model time per image at `batch` and `threads`; `Speedup vs fp32` and `ΔAccuracy vs fp32`
+    compare each variant with the ONNX fp32 variant of the same model at the same input size.
     """
     manifests = result.manifests()
     key = latency_key(batch, threads)
@@ -31,9 +36,11 @@ def variant_table(result: BuildResult, *, batch: int = 1, threads: int = 1) -> p
     for m in manifests:
         metric, value = _accuracy(m)
         row: dict[str, Any] = {
-            "Variant": m.name, "Step": m.step, "Model": f"{m.family}-{m.size}", "Format": m.format,
-            "Precision": m.precision, "Size MB": m.size_bytes / 1e6, "Params M": m.parameters / 1e6,
-            "Metric": metric, "Accuracy": value, "mAP50-95": m.accuracy.get("mAP50-95"),
+            "Variant": m.name, "Step": m.step, "Model": f"{m.family}-{m.size}", "Input px": m.imgsz,
+            "Format": m.format, "Precision": m.precision, "Size MB": m.size_bytes / 1e6,
+            "Params M": m.parameters / 1e6, "Metric": metric, "Accuracy": value,
+            "mAP50-95": m.accuracy.get("mAP50-95"),
+            **{column: m.accuracy.get(column) for column in FANOUT_COLUMNS},
             "Latency ms": m.latency_ms.get(key),
         }
         for other, ms in sorted(m.latency_ms.items()):
@@ -43,15 +50,31 @@ def variant_table(result: BuildResult, *, batch: int = 1, threads: int = 1) -> p
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
-        baseline = table[(table["Format"] == "onnx") & (table["Precision"] == "fp32")].set_index("Model")
-        table["Speedup vs fp32"] = table["Model"].map(baseline["Latency ms"]) / table["Latency ms"]
-        table["ΔAccuracy vs fp32"] = table["Accuracy"] - table["Model"].map(baseline["Accuracy"])
+        twin = table["Model"] + "@" + table["Input px"].astype(str)
+        fp32 = (table["Format"] == "onnx") & (table["Precision"] == "fp32")
+        baseline = table[fp32].set_index(twin[fp32])
+        table["Speedup vs fp32"] = twin.map(baseline["Latency ms"]) / table["Latency ms"]
+        table["ΔAccuracy vs fp32"] = table["Accuracy"] - twin.map(baseline["Accuracy"])
     missing = [{"Variant": u["variant"], "Step": u["step"], "Model": u.get("model"), "Format": u["format"].split("-")[0],
-                "Precision": u["format"].split("-", 1)[1], "Status": f"unavailable: {u['reason']}"}
+                "Precision": u["format"].split("-", 1)[1], "Input px": int(u.get("input_px", 0)) or None,
+                "Status": f"unavailable: {u['reason']}"}
                for u in result.unavailable]
     if missing:
         table = pd.concat([table, pd.DataFrame(missing)], ignore_index=True)
+    if "Input px" in table:
+        table["Input px"] = table["Input px"].astype("Int64")
     return table
+
+
+def fanout_table(variants: pd.DataFrame) -> pd.DataFrame:
+    """`detector_variant, input_px, crops_per_image_mean, crops_per_image_std` of every built detector variant.
+
+    Takes the `variant_table`; this is the table the sizing of the classify step reads.
+    """
+    detectors = variants[(variants["Step"] == "detect") & (variants["Status"] == "built")]
+    table = detectors[["Variant", "Input px", *FANOUT_COLUMNS]].rename(
+        columns={"Variant": "detector_variant", "Input px": "input_px"})
+    return table.reset_index(drop=True)
 
 
 def pipeline_accuracy_table(result: BuildResult) -> pd.DataFrame:

@@ -2,10 +2,11 @@
 
     build_variants(BuildConfig()) -> BuildResult
       dataset (synthetic unless given)
-      for each detector size:   train -> pytorch, onnx fp32, onnx int8-static, onnx int8-dynamic, tensorrt*
+      for each detector size:   train once -> for each input resolution (96/128/160):
+                                pytorch, onnx fp32, onnx int8-static, onnx int8-dynamic, tensorrt*
       for each classifier size: train -> the same formats
-      every variant: accuracy (mAP or top-1) and raw latency -> manifest.json
-      every detector x classifier pair: end-to-end pipeline mAP
+      every variant: accuracy (mAP + fan-out, or top-1) and raw latency -> manifest.json
+      every detector x classifier pair of the served formats: end-to-end pipeline mAP
 
 What to build is `variants/config.py`; how one model's variants are built, reused and timed is
 `variants/family.py`; this module runs both steps and the pipeline accuracy of every pair.
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..accuracy import (
     ValImages,
     classifier_top1,
+    detection_fanout,
     detector_map,
     load_val_images,
     pipeline_map,
@@ -67,7 +69,7 @@ def _dataset(config: BuildConfig, settings: ProjectSettings) -> YoloDataset:
     if config.dataset:
         return load_dataset(config.dataset)
     spec = SyntheticSpec(seed=config.synthetic_seed, train_images=config.synthetic_train_images,
-                         val_images=config.synthetic_val_images)
+                         val_images=config.synthetic_val_images, **config.synthetic)
     return load_dataset(generate_synthetic_dataset(settings.datasets_dir, spec))
 
 
@@ -84,9 +86,13 @@ def build_variants(config: BuildConfig | None = None, *, settings: ProjectSettin
     val: ValImages = builder.stages.time("load val images", lambda: load_val_images(dataset))
     rng_seed = config.seed
 
-    def detector_calibration() -> list[np.ndarray]:
+    def detector_calibration(imgsz: int) -> list[np.ndarray]:
         images = [read_image(p) for p in dataset.train_images[: config.calibration_images]]
-        return [preprocess_detector(images[i : i + 8], config.imgsz)[0] for i in range(0, len(images), 8)]
+        return [preprocess_detector(images[i : i + 8], imgsz)[0] for i in range(0, len(images), 8)]
+
+    def measure_detector(manifest: VariantManifest, folder: Path) -> dict[str, float]:
+        detector = Detector(manifest, folder, threads=2)
+        return {**detector_map(detector, val), **detection_fanout(detector, val)}
 
     def classifier_calibration() -> list[np.ndarray]:
         crops, _ = collect_crops(dataset, "train", size=config.classifier_imgsz, jitter=0.1, seed=rng_seed,
@@ -97,19 +103,22 @@ def build_variants(config: BuildConfig | None = None, *, settings: ProjectSettin
     detectors: list[str] = []
     for size in config.detector_sizes:
         training = DetectorTraining(family=config.detector_family, size=size, epochs=config.epochs_for(size),
-                                    imgsz=config.imgsz, batch=config.detector_batch, seed=config.seed, weights=config.detector_weights.get(size))
-        detectors += builder.build_family(ModelRecipe(
-            step="detect", family=config.detector_family, size=size, training=training.as_dict(),
-            class_names=DETECTOR_CLASS_NAMES, imgsz=config.imgsz,
-            train=lambda folder, t=training: train_detector(dataset, t, folder),
-            export=lambda weights, folder: export_detector_onnx(weights, folder, imgsz=config.imgsz),
-            calibration=detector_calibration,
-            measure=lambda manifest, folder: detector_map(Detector(manifest, folder, threads=2), val),
-        ), dataset)
+                                    imgsz=config.imgsz, batch=config.detector_batch, seed=config.seed,
+                                    weights=config.detector_weights.get(size))
+        for px in config.input_resolutions:  # the first one trains; the others reuse those weights
+            detectors += builder.build_family(ModelRecipe(
+                step="detect", family=config.detector_family, size=size, training=training.as_dict(),
+                class_names=DETECTOR_CLASS_NAMES, imgsz=px, trained_at=config.imgsz,
+                train=lambda folder, t=training: train_detector(dataset, t, folder),
+                export=lambda weights, folder, px=px: export_detector_onnx(weights, folder, imgsz=px),
+                calibration=lambda px=px: detector_calibration(px),
+                measure=measure_detector,
+            ), dataset)
     classifiers: list[str] = []
     for size in config.classifier_sizes:
         ctraining = ClassifierTraining(size=size, epochs=config.classifier_epochs, imgsz=config.classifier_imgsz,
-                                       seed=config.seed, checkpoint=config.classifier_checkpoints.get(size))
+                                       crop_passes=config.classifier_crop_passes, seed=config.seed,
+                                       checkpoint=config.classifier_checkpoints.get(size))
         classifiers += builder.build_family(ModelRecipe(
             step="classify", family=ctraining.family, size=size, training=ctraining.as_dict(),
             class_names=dataset.class_names, imgsz=config.classifier_imgsz,
@@ -119,8 +128,10 @@ def build_variants(config: BuildConfig | None = None, *, settings: ProjectSettin
             measure=lambda manifest, folder: classifier_top1(Classifier(manifest, folder, threads=2), dataset,
                                                              crops=val_crops),
         ), dataset)
+    served = tuple(f"-{fmt}" for fmt in config.pipeline_formats)
     pipeline_rows = builder.stages.time("pipeline accuracy", lambda: _pipeline_accuracy(
-        builder.variants, detectors, classifiers, val))
+        builder.variants, [d for d in detectors if d.endswith(served)], [c for c in classifiers if c.endswith(served)],
+        val))
     return BuildResult(dataset_yaml=str(dataset.yaml_path), variants=builder.variants,
                        unavailable=builder.unavailable, pipeline_accuracy=pipeline_rows,
                        stage_seconds=builder.stages.seconds)

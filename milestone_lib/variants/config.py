@@ -1,7 +1,13 @@
-"""What a variant build makes: its formats, model sizes, epochs and measurement settings.
+"""What a variant build makes: its dataset, formats, model sizes, epochs and measurement settings.
 
 `BuildConfig()` is the embedded offline milestone build; `BuildConfig.smoke()` the tiny one for
-tests and `smoke=True` notebook runs.
+tests and `smoke=True` notebook runs. The defaults (dataset difficulty, epochs per size, input
+resolutions) are calibrated in `milestone_lib/data/CALIBRATION.md`.
+
+Variant names: `<model>[-<input px>]-<format>`, e.g. `yolov8n-onnx-fp32` (the detector at the
+resolution it was trained at) and `yolov8n-96-onnx-int8-static` (the same weights exported for
+96 px input). The resolution is in the name only where it differs from the training one, so a
+build with one resolution names its variants as before.
 """
 
 from __future__ import annotations
@@ -38,15 +44,22 @@ class BuildConfig(BaseModel):
     synthetic_seed: int = 0
     synthetic_train_images: int = 400
     synthetic_val_images: int = 100
+    synthetic: dict[str, Any] = Field(default_factory=dict, description="SyntheticSpec difficulty knobs to override, "
+                                      "e.g. {'distractors': 4, 'min_size': 6}")
     detector_family: str = "yolov8"
     detector_sizes: list[str] = Field(default_factory=lambda: ["n", "s"])
-    detector_epochs: dict[str, int] = Field(default_factory=lambda: {"n": 5, "s": 4})
+    # calibrated: the small model gets fewer epochs, so capacity shows at every input resolution
+    detector_epochs: dict[str, int] = Field(default_factory=lambda: {"n": 4, "s": 8})
     detector_weights: dict[str, str] = Field(default_factory=dict, description="size -> pretrained weights")
     detector_batch: int = 16
-    imgsz: int = 128
+    imgsz: int = Field(default=128, description="detector training resolution (px)")
+    detector_resolutions: list[int] = Field(
+        default_factory=lambda: [96, 128, 160],
+        description="input resolutions each trained detector is exported and measured at; [] = only `imgsz`")
     classifier_sizes: list[str] = Field(default_factory=lambda: ["tiny", "small"])
-    classifier_epochs: int = 6
-    classifier_imgsz: int = 64
+    classifier_epochs: int = 4
+    classifier_imgsz: int = 48
+    classifier_crop_passes: int = Field(default=1, description="jittered passes over the train boxes per epoch set")
     classifier_checkpoints: dict[str, str] = Field(default_factory=dict, description="size -> HF checkpoint id")
     formats: list[str] | Literal["auto"] = Field(
         default="auto",
@@ -56,6 +69,9 @@ class BuildConfig(BaseModel):
     latency_batches: list[int] = Field(default_factory=lambda: [1, 8])
     latency_threads: list[int] = Field(default_factory=lambda: [1, 2])
     calibration_images: int = 64
+    pipeline_formats: list[str] = Field(
+        default_factory=lambda: ["onnx-fp32", "onnx-int8-static", "onnx-int8-dynamic"],
+        description="formats paired in the end-to-end pipeline accuracy (both steps); the served ones")
     seed: int = 0
     rebuild: bool = False
 
@@ -66,6 +82,25 @@ class BuildConfig(BaseModel):
             if size not in DETECTOR_SIZES:
                 raise VariantError("detector size", size, choices=list(DETECTOR_SIZES))
         return sizes
+
+    @field_validator("synthetic")
+    @classmethod
+    def _known_knobs(cls, knobs: dict[str, Any]) -> dict[str, Any]:
+        from ..data.synthetic import SyntheticSpec
+
+        for key in knobs:
+            if key not in SyntheticSpec.model_fields or key in ("seed", "train_images", "val_images"):
+                raise VariantError("synthetic dataset knob", key, choices=[
+                    k for k in SyntheticSpec.model_fields if k not in ("seed", "train_images", "val_images")])
+        return knobs
+
+    @field_validator("detector_resolutions")
+    @classmethod
+    def _sane_resolutions(cls, sizes: list[int]) -> list[int]:
+        for size in sizes:
+            if size < 32 or size % 32:
+                raise VariantError("detector input resolution", size, hint="use a multiple of 32 (the YOLO stride), e.g. 96, 128, 160")
+        return sorted(set(sizes))
 
     @field_validator("formats")
     @classmethod
@@ -79,10 +114,14 @@ class BuildConfig(BaseModel):
 
     @classmethod
     def smoke(cls, **overrides: Any) -> BuildConfig:
-        """A tiny build for tests and `smoke=True` runs: one size per step, a few epochs."""
+        """A tiny build for tests and `smoke=True` runs: an easy dataset, one size per step and resolution."""
         values: dict[str, Any] = {
             "synthetic_train_images": 160, "synthetic_val_images": 24, "detector_sizes": ["n"],
-            "detector_epochs": {"n": 6}, "detector_batch": 8, "classifier_sizes": ["tiny"], "classifier_epochs": 3,
+            # the old, easy dataset: 6 classes of larger objects, no distractors; learnt in a few epochs
+            "synthetic": {"colours": ("red", "blue"), "details": ("plain",), "min_objects": 1, "max_objects": 5,
+                          "min_size": 14, "distractors": 0, "blur": 0.0, "lighting": 0.1, "colour_jitter": 25},
+            "detector_epochs": {"n": 6}, "detector_batch": 8, "detector_resolutions": [],
+            "classifier_sizes": ["tiny"], "classifier_epochs": 3, "classifier_imgsz": 64, "classifier_crop_passes": 2,
             "latency_batches": [1, 4], "latency_threads": [1], "calibration_images": 16,
         }
         values.update(overrides)
@@ -109,7 +148,13 @@ class BuildConfig(BaseModel):
     def epochs_for(self, size: str) -> int:
         return self.detector_epochs.get(size, max(self.detector_epochs.values(), default=5))
 
+    @property
+    def input_resolutions(self) -> list[int]:
+        """Detector input resolutions to build, the training one included when none are listed."""
+        return list(self.detector_resolutions) or [self.imgsz]
 
-def variant_name(family: str, size: str, fmt_key: str) -> str:
+
+def variant_name(family: str, size: str, fmt_key: str, input_px: int | None = None) -> str:
+    """`yolov8n-onnx-fp32`; with `input_px` (a resolution other than the training one) `yolov8n-96-onnx-fp32`."""
     family_size = f"{family}{size}" if family.startswith("yolo") else f"{family}-{size}"
-    return f"{family_size}-{fmt_key}"
+    return f"{family_size}-{input_px}-{fmt_key}" if input_px else f"{family_size}-{fmt_key}"

@@ -1,7 +1,9 @@
 """Building the variants of one model: train once, derive every format, measure, write manifests.
 
 A variant whose manifest records the same fingerprint (dataset + training settings + format) is
-reused, so re-running after a crash or with more formats only builds what is new.
+reused, so re-running after a crash or with more formats only builds what is new. A model built
+at several input resolutions is trained once (at `trained_at`); each resolution is a family of
+its own (every format, exported and calibrated at that resolution) from the same weights.
 """
 
 from __future__ import annotations
@@ -73,6 +75,17 @@ def _onnx_specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     return [spec(a) for a in session.get_inputs()], [spec(a) for a in session.get_outputs()]
 
 
+def _copy_into(artifact: Path, source: Path, target: Path) -> Path:
+    """Copy `artifact` (a file or folder under `source`) to the same place under `target`."""
+    relative = Path(artifact).relative_to(source)
+    if Path(artifact).is_dir():
+        shutil.copytree(artifact, target / relative)
+    else:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(artifact, target / relative)
+    return target / relative
+
+
 @dataclass(frozen=True)
 class ModelRecipe:
     """One model to build in every format: how to train, export, calibrate and measure it."""
@@ -91,6 +104,16 @@ class ModelRecipe:
     """pre-processed batches for static INT8"""
     measure: Callable[[VariantManifest, Path], dict[str, float]]
     """accuracy of a built variant"""
+    trained_at: int | None = None
+    """training resolution when `imgsz` is another input resolution of the same weights"""
+
+    @property
+    def input_px(self) -> int | None:
+        """The resolution to put in variant names: only when it is not the training one."""
+        return self.imgsz if self.trained_at and self.trained_at != self.imgsz else None
+
+    def variant(self, fmt: str) -> str:
+        return variant_name(self.family, self.size, fmt, self.input_px)
 
 
 @dataclass
@@ -115,18 +138,21 @@ class FamilyBuilder:
         self.variants: dict[str, str] = {}
         self.unavailable: list[dict[str, str]] = []
         self.trt_reason = tensorrt_unavailable_reason()
+        self._made: dict[Path, Path] = {}  # folder -> artifact made by this builder (never remade, rebuild or not)
 
     def build_family(self, recipe: ModelRecipe, dataset: YoloDataset) -> list[str]:
         """Build (or reuse) every format of one model; return the names of its variants."""
-        base_fp = _fingerprint(dataset.describe(), recipe.training, recipe.imgsz)
-        sources = self._sources(recipe, base_fp)
+        train_fp = _fingerprint(dataset.describe(), recipe.training, recipe.trained_at or recipe.imgsz)
+        base_fp = _fingerprint(train_fp, recipe.imgsz)
+        sources = self._sources(recipe, train_fp, base_fp)
         built: list[str] = []
         measured_now = 0
         for fmt in self.config.format_list:
-            name = variant_name(recipe.family, recipe.size, fmt)
+            name = recipe.variant(fmt)
             if fmt.startswith("tensorrt") and self.trt_reason:
                 self.unavailable.append({"variant": name, "step": recipe.step, "model": f"{recipe.family}-{recipe.size}",
-                                         "format": fmt, "reason": self.trt_reason})
+                                         "format": fmt, "reason": self.trt_reason,
+                                         "input_px": str(recipe.imgsz)})
                 continue
             measured_now += self._build_format(recipe, dataset, fmt, base_fp, sources)
             self.variants[name] = str(self.settings.variants_dir / name)
@@ -135,13 +161,18 @@ class FamilyBuilder:
             self._time_side_by_side([self.settings.variants_dir / name for name in built])
         return built
 
-    def _sources(self, recipe: ModelRecipe, base_fp: str) -> _Sources:
+    def _sources(self, recipe: ModelRecipe, train_fp: str, base_fp: str) -> _Sources:
         def folder(fmt: str) -> Path:
-            return self.settings.variants_dir / variant_name(recipe.family, recipe.size, fmt)
+            return self.settings.variants_dir / recipe.variant(fmt)
 
-        # PyTorch weights are the root of every other format, so they are built even if not listed.
-        weights = self._ensure(folder("pytorch-fp32"), base_fp + "pytorch-fp32", lambda target: self.stages.time(
+        # PyTorch weights are the root of every other format, so they are built even if not listed;
+        # they live in the training resolution's folder and are copied for the other resolutions.
+        trained = self.settings.variants_dir / variant_name(recipe.family, recipe.size, "pytorch-fp32")
+        weights = self._ensure(trained, train_fp + "pytorch-fp32", lambda target: self.stages.time(
             f"train {recipe.step} {recipe.size}", lambda: recipe.train(target)))
+        if recipe.input_px:
+            weights = self._ensure(folder("pytorch-fp32"), base_fp + "pytorch-fp32", lambda target: _copy_into(
+                weights, trained, target))
         onnx_path = None
         if any(f != "pytorch-fp32" for f in self.config.format_list):
             onnx_path = self._ensure(folder("onnx-fp32"), base_fp + "onnx-fp32", lambda target: self.stages.time(
@@ -153,7 +184,7 @@ class FamilyBuilder:
                       sources: _Sources) -> bool:
         """Write the variant of one format with its accuracy; False when a matching one was reused."""
         config = self.config
-        name = variant_name(recipe.family, recipe.size, fmt)
+        name = recipe.variant(fmt)
         folder = self.settings.variants_dir / name
         ops = static_quantized_ops(recipe.step, recipe.family) if fmt == "onnx-int8-static" else None
         fingerprint = _fingerprint(base_fp, fmt, config.calibration_images, *([ops] if ops else []))
@@ -197,6 +228,8 @@ class FamilyBuilder:
         """Return the artifact in `folder`, rebuilding it unless a matching one is there."""
         marker = folder / ".source-fingerprint"
         artifact_file = folder / ".artifact"
+        if folder in self._made and marker.read_text() == fingerprint:
+            return self._made[folder]
         if not self.config.rebuild and marker.exists() and marker.read_text() == fingerprint and artifact_file.exists():
             artifact = folder / artifact_file.read_text()
             if artifact.exists():
@@ -206,6 +239,7 @@ class FamilyBuilder:
         artifact = make(folder)
         artifact_file.write_text(str(Path(artifact).relative_to(folder)))
         marker.write_text(fingerprint)
+        self._made[folder] = artifact
         return artifact
 
     def _derive(self, fmt: str, onnx_path: Path | None, folder: Path, calibration: list[np.ndarray] | None,

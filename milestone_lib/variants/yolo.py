@@ -11,7 +11,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..data.yolo import YoloDataset
+from ..data.yolo import YoloDataset, write_resolved_yaml
 from ..errors import VariantError
 from ..settings import configure_offline_environment
 
@@ -81,8 +81,9 @@ def train_detector(dataset: YoloDataset, training: DetectorTraining, out_dir: Pa
     run_dir = out_dir.parent / f".{out_dir.name}.train"
     shutil.rmtree(run_dir, ignore_errors=True)
     model = _load_model(training)
+    data_yaml = write_resolved_yaml(dataset, out_dir.parent / f".{out_dir.name}.data.yaml")
     model.train(
-        data=str(dataset.yaml_path),
+        data=str(data_yaml),
         epochs=training.epochs,
         imgsz=training.imgsz,
         batch=training.batch,
@@ -110,6 +111,7 @@ def train_detector(dataset: YoloDataset, training: DetectorTraining, out_dir: Pa
     target = out_dir / "model.pt"
     shutil.copy2(best, target)
     shutil.rmtree(run_dir, ignore_errors=True)
+    data_yaml.unlink(missing_ok=True)
     return target
 
 

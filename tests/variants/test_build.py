@@ -7,7 +7,7 @@ import pytest
 
 from milestone_lib.contracts import load_manifest, sha256_file
 from milestone_lib.errors import UnsupportedFormatError, VariantError
-from milestone_lib.report import pipeline_accuracy_table, variant_table
+from milestone_lib.report import fanout_table, pipeline_accuracy_table, variant_table
 from milestone_lib.runtimes.tensorrt import tensorrt_unavailable_reason
 from milestone_lib.variants.build import BuildConfig, BuildResult, build_variants
 from milestone_lib.variants.quantize import static_quantized_ops
@@ -111,11 +111,18 @@ def test_variant_table_and_pipeline_accuracy(smoke_build: BuildResult) -> None:
     table = variant_table(smoke_build)
     built = table[table["Status"] == "built"]
     assert len(built) == DETECTORS + CLASSIFIERS == len(smoke_build.variants)
-    assert {"Variant", "Format", "Precision", "Size MB", "Params M", "Accuracy", "Latency ms"} <= set(table.columns)
+    assert {"Variant", "Input px", "Format", "Precision", "Size MB", "Params M", "Accuracy", "Latency ms",
+            "crops_per_image_mean", "crops_per_image_std"} <= set(table.columns)
     fp32 = built[(built["Format"] == "onnx") & (built["Precision"] == "fp32")]
     assert (fp32["Speedup vs fp32"] == 1.0).all() and (fp32["ΔAccuracy vs fp32"] == 0.0).all()
+    fanout = fanout_table(table)
+    assert len(fanout) == DETECTORS and (fanout["crops_per_image_std"] >= 0).all()
+    assert (fanout["crops_per_image_mean"] > 0).all(), "the smoke detector finds objects at the serving threshold"
     pipeline = pipeline_accuracy_table(smoke_build)
-    assert len(pipeline) == DETECTORS * CLASSIFIERS  # every detector variant with every classifier variant
+    served = [fmt for fmt in SMOKE.pipeline_formats if fmt in FORMATS]
+    # every served detector variant with every served classifier variant
+    assert len(pipeline) == len(SMOKE.detector_sizes) * len(served) * len(SMOKE.classifier_sizes) * len(served)
+    assert all(name.endswith(tuple(served)) for name in [*pipeline["detector"], *pipeline["classifier"]])
     assert pipeline["mAP50"].is_monotonic_decreasing or pipeline["mAP50-95"].is_monotonic_decreasing
     assert pipeline["mAP50"].max() > 0.2
 
