@@ -2,6 +2,7 @@
 
     problem.py    Objective, PipelineProblem (build_problem): the candidate rows and the e2e p99 rule
     milp.py       solve_milp: the mixed-integer program (HiGHS), fan-out and pair accuracy included
+    pairs.py      every (detect row, classify row) pair per detector variant, as numpy blocks
     enumerate.py  solve_exhaustive, count_meeting, meeting_table: every pair tried (the cross-check)
     diagnose.py   nothing meets it: why, the closest configurations, what would have to change
     solution.py   Configuration, Solution
@@ -20,7 +21,14 @@ from __future__ import annotations
 
 from .answers import ANSWER_FILES, T3Answers, load_t3_answers
 from .baselines import evaluate, ipa_style, per_step, static_variants
-from .check import check_summary, deployment_for, mean_ci, measure_configurations
+from .check import (
+    CheckPlan,
+    check_plan,
+    check_summary,
+    deployment_for,
+    mean_ci,
+    measure_configurations,
+)
 from .diagnose import closest_configurations, infeasible_solution
 from .enumerate import count_meeting, meeting_table, objective_keys, solve_exhaustive
 from .milp import solve_milp
@@ -49,6 +57,7 @@ __all__ = [
     "KEY",
     "RULE",
     "CandidateSource",
+    "CheckPlan",
     "Configuration",
     "Objective",
     "PipelineProblem",
@@ -58,6 +67,7 @@ __all__ = [
     "SyntheticSource",
     "T3Answers",
     "build_problem",
+    "check_plan",
     "check_summary",
     "closest_configurations",
     "configuration_from_rows",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,36 @@ from ..deploy import Batching, PipelineDeployment, StepDeployment, make_backend
 from ..loadgen import PoissonRate, load_images, run_open_loop
 from .solution import Configuration
 
-__all__ = ["check_summary", "deployment_for", "mean_ci", "measure_configurations"]
+__all__ = ["CheckPlan", "check_plan", "check_summary", "deployment_for", "mean_ci", "measure_configurations"]
 
 # Student's t, two-sided 95%, by degrees of freedom (1..30); beyond 30 the normal 1.96.
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """How much the check measures: repeats, seconds per repeat, and whether the baselines are deployed too."""
+
+    repeats: int
+    duration_s: float
+    warmup_s: float
+    baselines: bool
+
+    def targets(self, configurations: Mapping[str, Configuration]) -> dict[str, Configuration]:
+        """The configurations to deploy: the optimum first, then (if planned) every baseline."""
+        chosen = {k: v for k, v in configurations.items() if k == "optimum"}
+        if self.baselines:
+            chosen.update({k: v for k, v in configurations.items() if k != "optimum"})
+        return chosen
+
+
+def check_plan(*, smoke: bool, repeats: int = 3, duration_s: float = 8.0, warmup_s: float = 2.0,
+               baselines: bool = True) -> CheckPlan:
+    """The check of a run; a smoke run measures the optimum once, briefly (about 10 s with its deployment)."""
+    if smoke:
+        return CheckPlan(repeats=1, duration_s=min(duration_s, 3.0), warmup_s=min(warmup_s, 1.0), baselines=False)
+    return CheckPlan(repeats=repeats, duration_s=duration_s, warmup_s=warmup_s, baselines=baselines)
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:

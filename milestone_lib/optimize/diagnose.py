@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .enumerate import _pairs_frame, blocks
+from .pairs import blocks, pairs_frame
 from .problem import Objective, PipelineProblem
 from .solution import Solution
 
@@ -32,7 +32,7 @@ def closest_configurations(problem: PipelineProblem, objective: Objective, *, li
         over = _violation(block, problem, objective)
         flat = np.argsort(over, axis=None, kind="stable")[:limit]
         rows, cols = np.unravel_index(flat, over.shape)
-        parts.append(_pairs_frame(problem, block, rows, cols).assign(shortfall=over[rows, cols]))
+        parts.append(pairs_frame(problem, block, rows, cols).assign(shortfall=over[rows, cols]))
     if not parts:
         return pd.DataFrame()
     table = pd.concat(parts, ignore_index=True).sort_values(["shortfall", "cost"], kind="mergesort").head(limit)

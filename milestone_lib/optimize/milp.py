@@ -23,6 +23,7 @@ import time
 import highspy
 import numpy as np
 
+from .diagnose import infeasible_solution
 from .enumerate import objective_keys
 from .problem import Objective, PipelineProblem
 from .solution import Solution, configuration_from_rows
@@ -106,8 +107,6 @@ class _Model:
 
 def solve_milp(problem: PipelineProblem, objective: Objective) -> Solution:
     """The optimum of `objective` over `problem` by HiGHS; an infeasible or empty problem says so."""
-    from .diagnose import infeasible_solution
-
     start = time.perf_counter()
     if problem.empty:
         return infeasible_solution(problem, objective, method="milp", seconds=time.perf_counter() - start)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .enumerate import _pairs_frame, blocks, feasible_mask
+from .pairs import blocks, feasible_mask, pairs_frame
 from .problem import PipelineProblem
 
 __all__ = ["cost_accuracy_cloud", "hypervolume", "pair_frontier", "pareto_front"]
@@ -23,7 +23,7 @@ def pair_frontier(problem: PipelineProblem) -> pd.DataFrame:
                 continue
             rows, cols = np.nonzero(sub)
             first = np.lexsort((block.p99[rows, cols], block.cost[rows, cols]))[0]
-            parts.append(_pairs_frame(problem, block, rows[[first]], cols[[first]]))
+            parts.append(pairs_frame(problem, block, rows[[first]], cols[[first]]))
     if not parts:
         return pd.DataFrame(columns=["detect_variant", "classify_variant", "cost", "accuracy", "predicted_p99_ms"])
     return pd.concat(parts, ignore_index=True)

@@ -115,6 +115,9 @@ def _why(row: dict, ref: dict | None, problem: PipelineProblem, objective: Objec
     if not alt.feasible:
         return (f"remaining latency budget: {ref['classify_variant']} does not fit the {row['remaining_budget_ms']:.0f} ms "
                 f"left at {row['classify_load_items_per_s']:.0f} crops/s")
+    if objective.kind == "min_cost" and alt.configuration.cost <= row["cost"] + 1e-9:
+        return (f"accuracy interaction: at the same cost ({row['cost']:g} CPUs) {row['classify_variant']} scores "
+                f"{row['accuracy']:.3f} end to end after {row['detector']}, {ref['classify_variant']} {other:.3f}")
     if objective.kind == "min_cost":
         return (f"cost: {ref['classify_variant']} fits after {row['detector']} too, but the whole pipeline then costs "
                 f"{alt.configuration.cost:g} CPUs instead of {row['cost']:g}")

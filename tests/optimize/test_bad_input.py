@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from milestone_lib.optimize import Objective, build_problem, random_grid, solve_exhaustive, solve_milp, t3_answers
+from milestone_lib.optimize import (
+    Objective,
+    build_problem,
+    random_grid,
+    solve_exhaustive,
+    solve_milp,
+    t3_answers,
+)
 
 GRID = random_grid(11, detectors=2, classifiers=2)
 
 
-def _solve(objective: Objective, *, sla_ms: float = 300.0, candidates: pd.DataFrame | None = None):  # noqa: ANN202
+def _solve(objective: Objective, *, sla_ms: float = 300.0, candidates: pd.DataFrame | None = None):
     cand = GRID.candidates(20) if candidates is None else candidates
     problem = build_problem(cand, GRID.pipeline_accuracy(), sla_ms=sla_ms, rate_rps=20, gateway_reserve_ms=20)
     return solve_milp(problem, objective), solve_exhaustive(problem, objective)

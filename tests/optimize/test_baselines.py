@@ -15,12 +15,12 @@ from milestone_lib.optimize import (
     static_variants,
 )
 
-BASE = dict(detect_ms={"det": 10.0}, classify_ms={"cls-small": 2.0, "cls-large": 6.0},
-            pair_accuracy={("det", "cls-small"): 0.5, ("det", "cls-large"): 0.6},
-            step_accuracy={"det": 0.6, "cls-small": 0.7, "cls-large": 0.8})
+BASE = {"detect_ms": {"det": 10.0}, "classify_ms": {"cls-small": 2.0, "cls-large": 6.0},
+            "pair_accuracy": {("det", "cls-small"): 0.5, ("det", "cls-large"): 0.6},
+            "step_accuracy": {"det": 0.6, "cls-small": 0.7, "cls-large": 0.8}}
 
 
-def _ipa(fanout: float, objective: Objective, sla_ms: float = 200.0):  # noqa: ANN202
+def _ipa(fanout: float, objective: Objective, sla_ms: float = 200.0):
     grid = SyntheticGrid(fanout={"det": fanout}, **BASE)
     cand = grid.candidates(20)
     problem = build_problem(cand, grid.pipeline_accuracy(), sla_ms=sla_ms, rate_rps=20, gateway_reserve_ms=20)
@@ -38,7 +38,7 @@ def test_ipa_style_under_provisions_a_high_fan_out_and_misses_the_sla() -> None:
 
 
 def test_ipa_style_over_pays_a_fan_out_below_one() -> None:
-    believed, actual, optimum = _ipa(0.2, Objective(kind="min_cost"), sla_ms=40.0)
+    _believed, actual, optimum = _ipa(0.2, Objective(kind="min_cost"), sla_ms=40.0)
     assert actual.predicted_p99_ms <= 40  # it meets the SLA...
     assert actual.cost > optimum.cost  # ...with CPUs provisioned for crops that never come
 

@@ -20,7 +20,7 @@ OBJECTIVES = [Objective(kind="min_cost"), Objective(kind="min_cost", accuracy_fl
               Objective(kind="ipa"), Objective(kind="ipa", accuracy_weight=5.0, accuracy_floor=0.4)]
 
 
-def _both(grid, objective: Objective, *, sla_ms: float, rate: float = 20.0, reserve: float = 20.0):  # noqa: ANN001
+def _both(grid, objective: Objective, *, sla_ms: float, rate: float = 20.0, reserve: float = 20.0):
     cand, acc = grid.candidates(rate), grid.pipeline_accuracy()
     pruned = build_problem(cand, acc, sla_ms=sla_ms, rate_rps=rate, gateway_reserve_ms=reserve)
     full = build_problem(cand, acc, sla_ms=sla_ms, rate_rps=rate, gateway_reserve_ms=reserve, prune=False)

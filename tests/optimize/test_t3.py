@@ -28,7 +28,7 @@ GRID = SyntheticGrid(
 )
 
 
-def _answers(grid: SyntheticGrid, *, sla_ms: float = 250.0, objective: Objective | None = None, **kwargs):  # noqa: ANN003
+def _answers(grid: SyntheticGrid, *, sla_ms: float = 250.0, objective: Objective | None = None, **kwargs):
     return t3_answers(grid.candidates(20), grid.pipeline_accuracy(), sla_ms=sla_ms, rate_rps=20, gateway_reserve_ms=20,
                       objective=objective or Objective(kind="min_cost", accuracy_floor=0.5),
                       source=SyntheticSource(grid), **kwargs)

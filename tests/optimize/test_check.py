@@ -1,0 +1,54 @@
+"""The check's arithmetic (confidence intervals, prediction error) and the deployment it builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from milestone_lib.optimize import (
+    Configuration,
+    check_plan,
+    check_summary,
+    deployment_for,
+    mean_ci,
+)
+
+
+def _config() -> Configuration:
+    step = {"cpu": 0.5, "threads": 1, "batch": 4, "replicas": 2, "cost": 1.0, "p99_ms": 40.0}
+    return Configuration({**step, "variant": "yolov8n-onnx-fp32"},
+                         {**step, "variant": "resnet-tiny-onnx-fp32", "batch": 8, "replicas": 1, "p99_ms": 10.0},
+                         cost=1.5, accuracy=0.5, predicted_p99_ms=100.0, gateway_reserve_ms=50.0)
+
+
+def test_mean_ci_uses_students_t() -> None:
+    mean, half = mean_ci([10.0, 12.0, 14.0])
+    assert mean == 12.0
+    assert half == pytest.approx(4.303 * 2.0 / 3 ** 0.5, rel=1e-4)  # t(0.975, 2) * s / sqrt(n)
+    assert mean_ci([5.0])[0] == 5.0 and pd.isna(mean_ci([5.0])[1])
+
+
+def test_the_deployment_carries_every_choice(tmp_path: Path) -> None:
+    spec = deployment_for(_config(), variants_dir=tmp_path)
+    detect, classify = spec.step("detect"), spec.step("classify")
+    assert (detect.replicas, detect.cpu, detect.threads, detect.batching.max_batch_size) == (2, 0.5, 1, 4)
+    assert (classify.replicas, classify.batching.max_batch_size) == (1, 8)
+    assert detect.folder == tmp_path / "yolov8n-onnx-fp32"
+
+
+def test_summary_error_against_the_steps_prediction_and_the_rule_bound() -> None:
+    runs = pd.DataFrame([{"configuration": "optimum", "label": "x", "repeat": r, "predicted_p99_ms": 100.0,
+                          "predicted_steps_p99_ms": 50.0, "p99_ms": p, "goodput_rps": 20.0, "sla_attainment": 1.0,
+                          "meets_sla": True, "sent": 100, "failed": 0, "timeouts": 0} for r, p in enumerate([54, 56, 58])])
+    row = check_summary(runs).iloc[0]
+    assert row["measured_p99_ms"] == 56 and row["prediction_error"] == pytest.approx(0.12)
+    assert row["rule_bound_held"] and row["meets_sla_every_repeat"] and row["requests"] == 300
+
+
+def test_a_smoke_check_is_one_short_run_of_the_optimum() -> None:
+    plan = check_plan(smoke=True, repeats=3, duration_s=8.0)
+    assert (plan.repeats, plan.duration_s) == (1, 3.0)
+    assert list(plan.targets({"optimum": _config(), "static smallest": _config()})) == ["optimum"]
+    assert len(check_plan(smoke=False).targets({"optimum": _config(), "static smallest": _config()})) == 2
