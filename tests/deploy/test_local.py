@@ -107,6 +107,7 @@ def test_scale_up_and_down_during_load_loses_no_request(backend: LocalBackend, s
 
 def test_killed_replica_requests_are_retried_or_reported(backend: LocalBackend, smoke_variants,
                                                          images: list[np.ndarray]) -> None:
+    backend.restart_replicas = False  # the dead replica stays dead here (restarts: test_docker_restart.py)
     state = backend.deploy(pipeline_spec(smoke_variants, detect=2, policy="round-robin"))
     victim = next(r for r in state.replicas if r.step == "detect" and r.index == 1)
     survivor = next(r for r in state.replicas if r.step == "detect" and r.index == 0)

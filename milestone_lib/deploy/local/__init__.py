@@ -4,6 +4,7 @@
     cores.py      which cores a process is pinned to (whole free cores first, fractions packed)
     cgroups.py    CPU quotas through cgroups (v1 cpu.cfs_quota_us, v2 cpu.max) and their accounting
     placement.py  cores + quota per process, and the warnings where an allocation is not enforced
+    supervisor.py replaces a replica process that died (the local restart policy)
     backend.py    LocalBackend
 """
 

@@ -6,7 +6,8 @@ The gateway finds the replicas through the endpoints file (`serving/membership.p
 rewrites it and waits until the gateway reports a newer membership generation with exactly those
 replicas before it stops a removed one, so no request is dropped.
 
-Nothing is left running: `teardown()` runs on `with` exit, on an exception, at interpreter exit
+A replica process that dies is replaced by a new one (`supervisor.py`); the gateway routes around it
+meanwhile. Nothing is left running: `teardown()` runs on `with` exit, on an exception, at interpreter exit
 and on SIGTERM to this process (`exit_hooks.py`); it also deletes the deployment's cgroups.
 """
 
@@ -31,6 +32,7 @@ from .cgroups import CpuCgroup
 from .cores import available_cores
 from .placement import Placer
 from .processes import LocalProcess, spawn, stop_processes, wait_ready
+from .supervisor import Supervisor
 
 __all__ = ["LocalBackend"]
 
@@ -48,6 +50,7 @@ class LocalBackend(DeploymentBackend):
         membership_timeout_s: how long the gateway may take to pick up a changed endpoints file.
         registry: a `ModelRegistry` for steps that name one (default: built from the environment).
         cores: the cores the deployment may use (default: this process's CPU affinity).
+        restart_replicas: replace a replica process that dies (`supervisor.py`); False: only report it.
     """
 
     name = "local"
@@ -55,7 +58,7 @@ class LocalBackend(DeploymentBackend):
     def __init__(self, *, workdir: Path | None = None, pin: bool = True, cpu_quota: bool = True,
                  startup_timeout_s: float = 180.0, stop_timeout_s: float = 15.0, membership_timeout_s: float = 15.0,
                  settings: ProjectSettings | None = None, registry: object | None = None,
-                 cores: list[int] | None = None) -> None:
+                 cores: list[int] | None = None, restart_replicas: bool = True) -> None:
         self.settings = settings or ProjectSettings()
         self._workdir_arg = workdir
         self.pin, self.cpu_quota = pin, cpu_quota
@@ -74,6 +77,9 @@ class LocalBackend(DeploymentBackend):
         self._next_index: dict[str, int] = {}
         self.membership = Membership(0)
         """What the gateway last reported (its generation counts applied endpoint changes)."""
+        self.restart_replicas = restart_replicas
+        self.supervisor: Supervisor | None = None
+        """Replaces a replica process that died (`supervisor.restarts` lists them)."""
 
     # ---------------------------------------------------------------- the interface
 
@@ -103,6 +109,9 @@ class LocalBackend(DeploymentBackend):
                 self._gateway = self._start_gateway()
                 wait_ready([self._gateway], self.startup_timeout_s)
                 self._wait_membership()
+                if self.restart_replicas:
+                    self.supervisor = Supervisor(lambda: self._processes(with_gateway=False), self._revive)
+                    self.supervisor.start()
             except BaseException:
                 self.teardown()
                 raise
@@ -163,6 +172,9 @@ class LocalBackend(DeploymentBackend):
             return self._folders[step]
 
     def teardown(self) -> None:
+        if self.supervisor is not None:  # outside the lock: a restart in progress holds it
+            self.supervisor.stop()
+            self.supervisor = None
         with self._lock:
             processes = self._processes(with_gateway=False)
             if self._gateway is not None:
@@ -234,6 +246,21 @@ class LocalBackend(DeploymentBackend):
                      threads=gateway.thread_count, variant="pipeline", env=gateway.local.env)
         self._placer.place(proc, gateway.local)
         return proc
+
+    def _revive(self, dead: LocalProcess) -> None:
+        """Replace a replica that died: a new one of its step, ready, then swapped into the membership."""
+        with self._lock:
+            if self.spec is None or dead not in self._replicas.get(dead.step, []):
+                return  # torn down or retired meanwhile
+            new = self._start_replica(self.spec.step(dead.step))
+            try:
+                wait_ready([new], self.startup_timeout_s)
+            except BaseException:
+                self._retire([new])
+                raise
+            self._retire([dead])
+            write_endpoints(self._endpoints_path, self._expected())
+            self._wait_membership()
 
     def _retire(self, processes: list[LocalProcess]) -> None:
         for proc in processes:
