@@ -48,3 +48,14 @@ _stop-servers:
 .PHONY: k8s  # phony: k8s/ is also a folder, which would make the target look up to date
 k8s: setup  ## rewrite k8s/ (the default deployment's manifests + kustomization.yaml) from the renderer
 	$(PY) -m milestone_lib.deploy.kubernetes k8s
+
+docker-up: setup  ## start this checkout's private Docker engine (root + Debian docker.io; data and socket in .cache/docker)
+	$(PY) -m milestone_lib.containers up
+
+docker-down: setup  ## stop it
+	$(PY) -m milestone_lib.containers down
+
+images: setup  ## build the runtime and one image per servable variant, push them to the registry
+	$(PY) -m milestone_lib.containers build --push
+
+.PHONY: docker-up docker-down images

@@ -5,7 +5,8 @@
     base.py       milestone-base:bookworm: debootstrap --variant=minbase + python3, imported
     wheelhouse.py the runtime's wheels downloaded on the host; milestone_lib as a wheel
     build.py      milestone-runtime and one milestone-<variant> image per variant (cached by inputs)
-    images.py     build_images (runtime + every servable variant), push_images, the variant-table column
+    publish.py    build_images (runtime + every servable variant), push_images, the variant table's column
+    __main__.py   `python -m milestone_lib.containers up | down | status | build [--push]`
 
 Dockerfiles: `containers/runtime.Dockerfile`, `containers/variant.Dockerfile`. Images in the
 registry (deduplicated layers): `milestone_lib.registry.images`.

@@ -8,7 +8,7 @@ The private engine (`start_private_engine`) needs root and Debian's `docker.io`;
 data root and socket under `<cache_dir>/docker/` and runs without a bridge or iptables rules, so
 containers run only with `--network host` (and `--init`); no Docker network is ever created.
 
-CLI: `python -m milestone_lib.containers.engine up | down | status`.
+CLI: `python -m milestone_lib.containers up | down | status` (`make docker-up` / `make docker-down`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -137,27 +136,3 @@ def stop_private_engine(settings: ProjectSettings | None = None, *, timeout_s: f
         os.kill(pid, signal.SIGKILL)
     (directory / "docker.sock").unlink(missing_ok=True)
     return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    command = (argv if argv is not None else sys.argv[1:]) or ["status"]
-    try:
-        if command[0] == "up":
-            print(f"engine: {start_private_engine()}")
-        elif command[0] == "down":
-            print("stopped" if stop_private_engine() else "the private engine was not running")
-        elif command[0] == "status":
-            client = connect_engine(timeout_s=5)
-            version = client.version()
-            print(f"engine: {engine_url()} (Docker {version.get('Version')})")
-        else:
-            print("usage: python -m milestone_lib.containers.engine up | down | status", file=sys.stderr)
-            return 2
-    except EngineUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
