@@ -34,6 +34,24 @@ _TITLES = {
 }
 
 
+def _step_label(row: dict[str, Any], step: str) -> str:
+    if pd.isna(row.get(f"{step}_variant")):
+        return ""
+    return (f"{row[f'{step}_variant']} {int(row[f'{step}_replicas'])}x{row[f'{step}_cpu']:g} CPU "
+            f"b{int(row[f'{step}_batch'])}")
+
+
+def _compact(table: pd.DataFrame) -> pd.DataFrame:
+    """A table for reading: each step's variant / replicas / CPU / batch in one column, the rest as is."""
+    if "detect_variant" not in table:
+        return table
+    rows = table.to_dict("records")
+    out = table[[c for c in table.columns if not c.startswith(("detect_", "classify_"))]].copy()
+    out.insert(min(1, len(out.columns)), "detect", [_step_label(r, "detect") for r in rows])
+    out.insert(min(2, len(out.columns)), "classify", [_step_label(r, "classify") for r in rows])
+    return out
+
+
 def _clean(value: Any) -> Any:
     value = value.item() if hasattr(value, "item") else value
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
@@ -108,10 +126,10 @@ class T3Answers:
                 lines += [f"## {title}", "", self.sentences[key], ""]
                 table = self.tables.get({"how_many": "meeting", "what_determines": "sensitivity"}.get(key, key))
                 if table is not None and not table.empty:
-                    lines += [table.head(15).to_markdown(index=False, floatfmt=".3g"), ""]
+                    lines += [_compact(table).head(15).to_markdown(index=False, floatfmt=".3g"), ""]
         if "closest" in self.tables and not self.tables["closest"].empty:
-            lines += ["## Closest configurations", "", self.tables["closest"].to_markdown(index=False, floatfmt=".3g"),
-                      ""]
+            lines += ["## Closest configurations", "",
+                      _compact(self.tables["closest"]).to_markdown(index=False, floatfmt=".3g"), ""]
         return "\n".join(lines)
 
     def save(self, reports_dir: Path) -> dict[str, Path]:

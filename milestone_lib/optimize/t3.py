@@ -27,6 +27,7 @@ from .words import (
     how_many_words,
     pareto_words,
     recommendation_words,
+    rule_words,
     upstream_words,
 )
 
@@ -169,8 +170,11 @@ def t3_answers(candidates: pd.DataFrame, pipeline_accuracy: pd.DataFrame, *, sla
                gateway_reserve_ms: float, objective: Objective | None = None, source: CandidateSource | None = None,
                rates: Sequence[float] = (10, 20, 40), sla_factors: Sequence[float] = (0.5, 1.0, 2.0),
                step_budgets: Mapping[str, float] | None = None, metric: str = "mAP50-95",
-               listed: int = 50) -> T3Answers:
+               listed: int = 50, rule_check: pd.DataFrame | None = None) -> T3Answers:
     """Answer T3 on a candidate table; `source` gives candidates at other rates and without fan-out.
+
+    `rule_check` (`rule.rule_against_pipeline`): pipeline rows measured through the gateway, to state
+    how the end-to-end rule compares with them.
 
     Bad input (no rows, no accuracies, an SLA or floor nothing meets) gives answers that say so,
     with the closest configurations and what would have to change; it never raises for that.
@@ -208,7 +212,7 @@ def t3_answers(candidates: pd.DataFrame, pipeline_accuracy: pd.DataFrame, *, sla
                                            "classify_replicas"]].dropna().drop_duplicates().shape[0] > 1),
     }
     sentences = {
-        "rule": f"The rule: {RULE}; gateway reserve {gateway_reserve_ms:g} ms.",
+        "rule": rule_words(RULE, gateway_reserve_ms, rule_check),
         "recommendation": recommendation_words(milp, problem),
         "how_many": how_many_words(figures["meeting_count"], int(total), sla_ms, rate_rps, meeting),
         "pareto": pareto_words(front, hv, reference_cost),
@@ -218,6 +222,8 @@ def t3_answers(candidates: pd.DataFrame, pipeline_accuracy: pd.DataFrame, *, sla
     }
     tables = {"meeting": meeting, "pareto": front, "cloud": cost_accuracy_cloud(full), "sensitivity": sensitivity, "objectives": objectives,
               "upstream": upstream, "baselines": baselines}
+    if rule_check is not None and len(rule_check):
+        tables["rule"] = rule_check
     if not milp.feasible:
         tables["closest"] = milp.closest
     return T3Answers(sla_ms=sla_ms, rate_rps=rate_rps, gateway_reserve_ms=gateway_reserve_ms,

@@ -7,8 +7,16 @@ import pandas as pd
 from .problem import PipelineProblem
 from .solution import Solution
 
-__all__ = ["baseline_words", "check_words", "determines_words", "how_many_words", "pareto_words", "recommendation_words",
-           "upstream_words"]
+__all__ = [
+    "baseline_words",
+    "check_words",
+    "determines_words",
+    "how_many_words",
+    "pareto_words",
+    "recommendation_words",
+    "rule_words",
+    "upstream_words",
+]
 
 
 def _config(row: pd.Series | dict) -> str:
@@ -137,3 +145,14 @@ def check_words(summary: pd.DataFrame, sla_ms: float, rate: float) -> str:
                      + ("within the SLA in every repeat" if r["meets_sla_every_repeat"] else "missed the SLA"))
     return (f"Deployed and driven with Poisson load at {rate:g} requests/s through the gateway ({sla_ms:g} ms SLA): "
             + "; ".join(parts) + ".")
+
+
+def rule_words(rule: str, reserve_ms: float, check: pd.DataFrame | None) -> str:
+    text = f"The rule: {rule}; gateway reserve {reserve_ms:g} ms."
+    if check is None or check.empty:
+        return text + " Notebook 04 measured no pipeline row to hold it against."
+    rows = "; ".join(f"{r['detector_variant']} -> {r['classifier_variant']} at {r['scale']}: measured "
+                     f"{r['measured_p99_ms']:.0f} ms against {r['steps_p99_sum_ms']:.0f} ms added "
+                     f"({r['error']:+.0%}), {r['rule_p99_ms']:.0f} ms with the reserve "
+                     f"({'held' if r['bound_held'] else 'exceeded'})" for _, r in check.iterrows())
+    return text + f" Against the pipeline rows notebook 04 measured through the gateway: {rows}."

@@ -13,6 +13,7 @@ from milestone_lib.optimize import (
     check_summary,
     deployment_for,
     mean_ci,
+    rule_against_pipeline,
 )
 
 
@@ -52,3 +53,21 @@ def test_a_smoke_check_is_one_short_run_of_the_optimum() -> None:
     assert (plan.repeats, plan.duration_s) == (1, 3.0)
     assert list(plan.targets({"optimum": _config(), "static smallest": _config()})) == ["optimum"]
     assert len(check_plan(smoke=False).targets({"optimum": _config(), "static smallest": _config()})) == 2
+
+
+def test_the_rule_against_a_pipeline_row_notebook_04_measured(tmp_path: Path) -> None:
+    candidates = pd.DataFrame([
+        {"step": "detect", "variant": "det", "cpu": 1.0, "replicas": 1, "p99_ms": 30.0, "detector_variant": None},
+        {"step": "classify", "variant": "cls", "cpu": 1.0, "replicas": 1, "p99_ms": 10.0, "detector_variant": "det"},
+        {"step": "classify", "variant": "cls", "cpu": 1.0, "replicas": 1, "p99_ms": 99.0, "detector_variant": "other"},
+    ])
+    pd.DataFrame([{"detector_variant": "det", "classifier_variant": "cls", "scale": "detect 1x1 + classify 1x1",
+                   "p99_ms": 44.0, "source": "measured"},
+                  {"detector_variant": "det", "classifier_variant": "cls", "scale": "detect 1x1 + classify 1x1",
+                   "p99_ms": 40.0, "source": "predicted"}]).to_csv(tmp_path / "04_pipeline_table.csv", index=False)
+    check = rule_against_pipeline(candidates, tmp_path, gateway_reserve_ms=50.0)
+    assert len(check) == 1
+    row = check.iloc[0]
+    assert (row["steps_p99_sum_ms"], row["rule_p99_ms"]) == (40.0, 90.0)  # the classify row after "det", not "other"
+    assert row["error"] == pytest.approx(0.1) and row["bound_held"]
+    assert rule_against_pipeline(candidates, tmp_path / "nowhere", gateway_reserve_ms=50.0).empty
