@@ -4,6 +4,7 @@
                             (the PyTorch runtime does not fit a sane image: `torch_runtime_mb`)
     push_images(registry)   each image to the registry as deduplicated layers; bytes uploaded vs sizes
     container_column(...)   the variant table's `container` column
+    publish_variant_images  notebook 02: all of the above, or a note saying why it could not run
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from pathlib import Path
+from typing import Any
 
 import docker
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from ..contracts import MANIFEST_NAME, load_manifest
+from ..errors import EngineUnavailableError
 from ..settings import ProjectSettings
 from .build import BuiltImage, build_runtime_image, build_variant_image
+from .engine import connect_engine
 
-__all__ = ["IMAGE_BUDGET_MB", "build_images", "container_column", "not_built_reason", "push_images",
-           "torch_runtime_mb"]
+__all__ = ["IMAGE_BUDGET_MB", "PublishedImages", "build_images", "container_column", "not_built_reason",
+           "publish_variant_images", "push_images", "torch_runtime_mb"]
 
 IMAGE_BUDGET_MB = 350
 """The runtime image's size budget; a runtime that cannot fit it is not containerized."""
@@ -100,3 +105,45 @@ def container_column(variants: list[str], images: list[BuiltImage] | None = None
         else:
             cells.append("-")
     return cells
+
+
+class PublishedImages(BaseModel):
+    """What notebook 02's image cells show: images beside variants, what a push uploaded, or why nothing ran."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    note: str
+    """Empty when images were built and pushed; otherwise why not (shown in the notebook)."""
+    table: pd.DataFrame
+    """One row per image: image, variant, layers, size, uploaded MB; PyTorch variants with their reason."""
+    listing: pd.DataFrame
+    """The registry's image listing (name, tag, size, layers, variant, step)."""
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        pushed = self.table[self.table["layers"] > 0] if len(self.table) else self.table
+        size = float(pushed["size_mb"].sum()) if len(pushed) else 0.0
+        uploaded = float(pushed["uploaded_mb"].sum()) if len(pushed) else 0.0
+        return {"images_pushed": len(pushed), "images_in_registry": len(self.listing),
+                "images_size_mb_sum": round(size, 1), "images_uploaded_mb": round(uploaded, 1),
+                "images_not_built": int((self.table["layers"] == 0).sum()) if len(self.table) else 0,
+                "images_note": self.note}
+
+
+def publish_variant_images(registry: object, variants_dir: Path, *, enabled: bool = True,
+                           settings: ProjectSettings | None = None) -> PublishedImages:
+    """Build (cached) and push the runtime + every servable variant of `variants_dir`; a note where that cannot run."""
+    empty = pd.DataFrame(columns=["image", "variant", "layers", "size_mb", "uploaded_mb", "seconds"])
+    if not enabled:
+        return PublishedImages(note="images skipped (images=False)", table=empty, listing=pd.DataFrame())
+    try:
+        client = connect_engine(settings)
+    except EngineUnavailableError as exc:
+        return PublishedImages(note=f"images not built: {exc}", table=empty, listing=pd.DataFrame())
+    folders = sorted(p for p in Path(variants_dir).glob("*") if (p / MANIFEST_NAME).is_file())
+    runtime, built, skipped = build_images(client, folders, settings=settings)
+    table = push_images(registry, client, [runtime, *built], settings=settings)
+    rows = [{"image": "-", "variant": name, "layers": 0, "size_mb": 0.0, "uploaded_mb": 0.0, "seconds": 0.0,
+             "note": why} for name, why in skipped.items()]
+    table = pd.concat([table.assign(note=""), pd.DataFrame(rows)], ignore_index=True) if rows else table.assign(note="")
+    return PublishedImages(note="", table=table, listing=registry.list_container_images())  # type: ignore[attr-defined]

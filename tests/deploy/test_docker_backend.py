@@ -13,6 +13,7 @@ from deploy_helpers import Stream
 from pydantic import ValidationError
 
 from milestone_lib.containers import BuiltImage
+from milestone_lib.contracts import load_manifest
 from milestone_lib.deploy import (
     GatewayDeployment,
     PipelineDeployment,
@@ -20,6 +21,7 @@ from milestone_lib.deploy import (
     make_backend,
 )
 from milestone_lib.deploy.docker import DockerBackend
+from milestone_lib.deploy.docker.selection import BackendChoice, select_backend
 from milestone_lib.errors import DeploymentError, EngineUnavailableError
 
 pytest_plugins = ["tests.containers.container_fixtures"]
@@ -95,3 +97,26 @@ def test_bad_input_is_refused_with_nothing_left_running(
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
     with pytest.raises(EngineUnavailableError, match=r"no Docker engine answers at unix://.*no-engine.sock.*docker-up"):
         make_backend("docker")
+
+
+def test_select_backend_auto_prefers_docker_and_falls_back_to_local_with_a_note(
+        docker_client: docker.DockerClient, tiny_variants: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folders = list(tiny_variants.values())
+    assert select_backend("auto", folders) == BackendChoice(name="docker")
+    assert select_backend("local", folders).name == "local"
+    torch_folder = tmp_path / "tiny-pytorch"
+    torch_folder.mkdir()
+    load_manifest(tiny_variants["classify"]).model_copy(
+        update={"name": "tiny-classify-pytorch-fp32", "format": "pytorch", "files": []}).write(torch_folder)
+    fallback = select_backend("auto", [tiny_variants["detect"], torch_folder])
+    assert fallback.name == "local" and "tiny-classify-pytorch-fp32: container: not built" in fallback.note
+    with pytest.raises(DeploymentError, match="cannot deploy as containers: tiny-classify-pytorch-fp32"):
+        select_backend("docker", [torch_folder])
+    with pytest.raises(DeploymentError, match="unknown backend 'podman'; choose auto, local, docker, kubernetes"):
+        select_backend("podman", folders)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
+    no_engine = select_backend("auto", folders)
+    assert no_engine.name == "local" and no_engine.note.startswith("backend auto -> local processes: no Docker engine")
+    with pytest.raises(EngineUnavailableError):
+        select_backend("docker", folders)
