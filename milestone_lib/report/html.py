@@ -160,12 +160,16 @@ def _notebook_section(found: NotebookOutputs, folder: Path) -> str:
     sentences = findings(found)
     if sentences:
         parts.append("<ul>" + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>")
-    for name, path in found.texts.items():
-        if name.endswith(".md"):
-            parts.append(f'<div class="answers">{markdown_html(path.read_text(), images_dir=folder)}</div>'
-                         f'<p class="source">from {_e(name)}</p>')
+    answers = [name for name in found.texts if name.endswith(".md")]
+    for name in answers:
+        parts.append(f'<div class="answers">{markdown_html(found.texts[name].read_text(), images_dir=folder)}</div>'
+                     f'<p class="source">from {_e(name)}</p>')
     parts += [_plot(p) for p in _ordered_plots(found.plots)]
-    parts += [_table(t) for t in found.tables]
+    tables = [_table(t) for t in found.tables]
+    if answers and tables:  # the answers above quote these tables: all of them stay here, folded
+        tables = [f"<details><summary>All {len(tables)} tables of {found.spec.notebook} (CSV)</summary>"
+                  + "\n".join(tables) + "</details>"]
+    parts += tables
     if found.figures:
         rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in headline_items(found.figures))
         parts.append(f"<details><summary>Recorded figures ({found.spec.notebook}.figures.json)</summary>"

@@ -51,7 +51,7 @@ def recommendation(outputs: list[NotebookOutputs]) -> list[str]:
             return [nothing, *([words] if words else [])]
         chosen = find_configuration(answers) or find_configuration(optimum.figures or {})
         if chosen is not None:
-            return _configuration_sentences(chosen, answers)
+            return _configuration_sentences(chosen, answers, {**(optimum.figures or {}), **answers.get("figures", {})})
     sweep = by_number.get("04")
     if sweep is not None and sweep.present:
         best = _best_per_step(sweep.figures or {})
@@ -162,7 +162,7 @@ def _optimum_findings(outputs: NotebookOutputs) -> list[str]:
                if answers.get("sla_ms") is not None else "")
         sentences.append(f"{_format(meeting)}{total} configurations meet the SLA{sla}.")
     if f.get("hypervolume") is not None:
-        sentences.append(f"Pareto front of cost against end-to-end accuracy: {_format(f.get('pareto_points'))} points, "
+        sentences.append(f"Pareto front of cost against end-to-end accuracy: {_format(f.get('pareto_points'))} point(s), "
                          f"hypervolume {_format(f['hypervolume'])}.")
     if f.get("upstream_changes") is not None:
         sentences.append("The detector chosen upstream " + ("changes" if f["upstream_changes"] else "does not change")
@@ -181,11 +181,15 @@ def _error_sentences(figures: Mapping[str, Any]) -> list[str]:
             if "error" in key and isinstance(value, (int, float)) and not isinstance(value, bool)]
 
 
-def _configuration_sentences(chosen: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
+def _configuration_sentences(chosen: Mapping[str, Any], context: Mapping[str, Any],
+                             figures: Mapping[str, Any]) -> list[str]:
     sentences = [f"{_step_text(step, chosen[step])}." for step in STEPS]
-    totals = [f"{label} {_format(chosen[key])}" for key, label in
+    known = {**figures, **chosen}  # the deployed check's numbers are figures of notebook 05
+    totals = [f"{label} {_format(known[key]) if not isinstance(known[key], bool) else ('yes' if known[key] else 'no')}"
+              for key, label in
               (("cost", "cost (CPUs)"), ("accuracy", "end-to-end accuracy"), ("predicted_p99_ms", "predicted p99 ms"),
-               ("measured_p99_ms", "measured p99 ms")) if chosen.get(key) is not None]
+               ("measured_p99_ms", "measured p99 ms (deployed)"), ("meets_sla_every_repeat", "meets the SLA in every repeat:"))
+              if known.get(key) is not None]
     if totals:
         sentences.append("Whole pipeline: " + ", ".join(totals) + ".")
     why = _first(chosen, "why", "reason") or (context.get("sentences") or {}).get("recommendation")

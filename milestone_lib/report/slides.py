@@ -33,7 +33,7 @@ _DENSE_CHARS = 420
 _QUESTIONS = {"how_many": "How many configurations meet the SLA?", "pareto": "Cost against accuracy: the Pareto front",
               "what_determines": "What determines the optimum?",
               "upstream": "Does the upstream detector change the best classifier?",
-              "baselines": "Against the baselines"}
+              "baselines": "Against the baselines", "check": "Checked against reality: deployed and measured"}
 _CAPTIONS = {"variants_accuracy_latency": "Accuracy against latency of every variant (batch 1, 1 thread)",
              "03_step_breakdown": "Where a request's time goes: before and after scaling out"}
 _EXTRA_CSS = """
@@ -148,7 +148,8 @@ def deck_slides(outputs: list[NotebookOutputs]) -> list[Slide]:
     questions = t3_answers(by["05"]).get("sentences", {}) if by["05"].started else {}
     slides += [Slide(_QUESTIONS.get(key, key.replace("_", " ").capitalize()), [text])
                for key, text in questions.items() if key not in ("recommendation", "rule") and text]
-    slides += _notebook_slides(by["05"], skip=names) if by["05"].started else []
+    # Notebook 05's findings are its answers: said once, on the question slides above, when it wrote them.
+    slides += _notebook_slides(by["05"], skip=names, said=bool(questions)) if by["05"].started else []
     advice = recommendation(outputs)
     slides.append(Slide("Recommendation", advice) if advice else Slide("Recommendation", placeholder="05"))
     slides.append(Slide("Every table and plot", ["report.html: the full report, every table, self-contained.",
@@ -156,11 +157,12 @@ def deck_slides(outputs: list[NotebookOutputs]) -> list[Slide]:
     return slides
 
 
-def _notebook_slides(found: NotebookOutputs, words: tuple[str, ...] = (), *, skip: set[str] | None = None) -> list[Slide]:
+def _notebook_slides(found: NotebookOutputs, words: tuple[str, ...] = (), *, skip: set[str] | None = None,
+                     said: bool = False) -> list[Slide]:
     """A notebook's findings on one slide (titled by the first), then its plots, one per slide."""
     if not found.started:
         return [Slide(found.spec.title, placeholder=found.spec.number)]
-    sentences = findings(found)
+    sentences = [] if said else findings(found)
     plots = [p for p in found.plots if p.name not in (skip or set())]
     plots.sort(key=lambda p: 0 if words and all(w in p.name.lower() for w in words) else 1)
     slides = []

@@ -89,6 +89,7 @@ def _fill_04_05(settings: ProjectSettings, *, detect_variant: str) -> None:
     run.record({"sla_ms": 500, "rate_rps": 20})
     run = open_run("05_optimize_t3", settings=settings)
     run.save_figure(_figure("Pareto front"), "05_pareto")
+    run.write_table(pd.DataFrame({"cost": [1.5, 2.5], "accuracy": [0.55, 0.61]}), "05_meeting_sla", index=False)
     # The shape of optimize.T3Answers.to_dict(): a flat recommendation row, headline figures, one paragraph a question.
     chosen = {"detect_variant": detect_variant, "detect_replicas": 2, "detect_cpu": 1.0, "detect_batch": 4,
               "classify_variant": "resnet-tiny-onnx-fp32", "classify_replicas": 1, "classify_cpu": 0.5,
@@ -131,6 +132,7 @@ def test_recommendation_and_words_follow_the_recorded_numbers(settings: ProjectS
     assert "run notebook 04" not in page and "run notebook 05" not in page
     assert page.count("data:image/png;base64,") == 5
     assert "<td>20</td>" in page  # the T3 answers' Markdown table, rendered
+    assert "<summary>All 1 tables of 05_optimize_t3 (CSV)</summary>" in page  # the answers quote them: folded
     assert "30 rows · 04_detect_table.csv" in page and "more rows</summary>" not in page  # short: not folded
     deck = build_slides(settings.reports_dir).read_text()
     assert "Does the upstream detector change the best classifier?" in deck  # one slide per T3 question
