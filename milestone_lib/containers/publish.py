@@ -21,10 +21,15 @@ from pydantic import BaseModel, ConfigDict
 from ..contracts import MANIFEST_NAME, load_manifest
 from ..errors import EngineUnavailableError
 from ..settings import ProjectSettings
-from .build import BuiltImage, build_runtime_image, build_variant_image
+from .build import (
+    BuiltImage,
+    build_runtime_image,
+    build_variant_image,
+    variant_repository,
+)
 from .engine import connect_engine
 
-__all__ = ["IMAGE_BUDGET_MB", "PublishedImages", "build_images", "container_column", "not_built_reason",
+__all__ = ["IMAGE_BUDGET_MB", "PublishedImages", "build_images", "container_cell", "container_column", "not_built_reason",
            "publish_variant_images", "push_images", "torch_runtime_mb"]
 
 IMAGE_BUDGET_MB = 350
@@ -147,3 +152,12 @@ def publish_variant_images(registry: object, variants_dir: Path, *, enabled: boo
              "note": why} for name, why in skipped.items()]
     table = pd.concat([table.assign(note=""), pd.DataFrame(rows)], ignore_index=True) if rows else table.assign(note="")
     return PublishedImages(note="", table=table, listing=registry.list_container_images())  # type: ignore[attr-defined]
+
+
+def container_cell(variant: str, format: str) -> str:
+    """The variant table's `Container` cell from the manifest alone: the image it gets, or why none."""
+    if format == "onnx":
+        return f"image {variant_repository(variant)}:latest (notebook 02)"
+    if format == "pytorch":
+        return not_built_reason()
+    return f"container: not built — {format} variants need a runtime the image does not hold"

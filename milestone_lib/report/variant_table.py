@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..containers.publish import container_cell
 from ..contracts import VariantManifest
 from ..variants.build import BuildResult
 from ..variants.speed import latency_key
@@ -47,6 +48,7 @@ def variant_table(result: BuildResult, *, batch: int = 1, threads: int = 1) -> p
             if other != key:
                 row[f"Latency ms {other}"] = ms
         row["Status"] = "built"
+        row["Container"] = container_cell(m.name, m.format)  # issue 12: the image, or why none
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:

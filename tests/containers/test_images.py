@@ -13,6 +13,7 @@ from milestone_lib.containers import (
 )
 from milestone_lib.containers.publish import (
     build_images,
+    container_cell,
     container_column,
     not_built_reason,
 )
@@ -78,5 +79,7 @@ def test_pytorch_variants_are_not_containerized_and_the_table_says_why(
     assert [b.variant for b in built] == ["tiny-classify-onnx-fp32"]
     assert skipped == {"tiny-classify-pytorch-fp32": not_built_reason()}
     assert not_built_reason().startswith("container: not built — torch installs ")
+    assert container_cell("tiny-classify-onnx-fp32", "onnx") == "image milestone-tiny-classify-onnx-fp32:latest (notebook 02)"
+    assert container_cell("x-pytorch-fp32", "pytorch") == not_built_reason()
     cells = container_column(["tiny-classify-onnx-fp32", "tiny-classify-pytorch-fp32", "other"], built, skipped)
     assert cells[0].startswith(built[0].ref) and cells[1] == not_built_reason() and cells[2] == "-"
