@@ -129,9 +129,10 @@ def _deliverables_section(outputs: list[NotebookOutputs]) -> str:
     rows = []
     for d in DELIVERABLES:
         numbers = re.findall(r"\d\d", d.notebook)
-        links = ", ".join(f'<a href="#nb{n}">{n}</a>' for n in numbers if n in ran) or "not produced yet"
+        links = [f'<a href="#nb{n}">{n}</a>' for n in numbers if n in ran]
+        links += ['<a href="#recommendation">this page</a>, <a href="slides.html">slides</a>'] if "06" in numbers else []
         rows.append(f"<tr><td>{_e(d.item)}</td><td style='text-align:left;white-space:normal'>{_e(d.asks)}</td>"
-                    f"<td>{links}</td><td style='text-align:left'>{_e(', '.join(d.files))}</td></tr>")
+                    f"<td>{', '.join(links) or 'not produced yet'}</td><td style='text-align:left'>{_e(', '.join(d.files))}</td></tr>")
     return ('<section id="deliverables"><h2>Where each deliverable is answered</h2><div class="scroll"><table>'
             "<tr><th>item</th><th>asks for</th><th>section</th><th>files (in this reports folder)</th></tr>"
             + "".join(rows) + "</table></div></section>")
