@@ -73,19 +73,24 @@ def step_accuracy(manifest: VariantManifest) -> float:
 
 
 def _enforcement(backend: DeploymentBackend, label: str, cpu: float, shared: bool) -> tuple[float, str]:
-    """Set `label`'s CPU quota to `cpu`; (the CPUs the kernel holds it to, a note saying how)."""
+    """Set `label`'s CPU quota to `cpu`; (the CPUs it is held to, a note saying how, or that it is not)."""
     if not hasattr(backend, "cgroups"):  # docker --cpus / a Kubernetes limit: set at deploy time
         return cpu, f"{backend.name} backend: {cpu:g} CPU set at deploy time"
+    placement = {r.label: r.placement for r in backend.status().replicas}.get(label, {})
+    cores = placement.get("cores") or []
     group = backend.cgroups().get(label)
     if group is None:
-        return cpu, f"requested {cpu:g} CPU, NOT enforced (no CPU quota here)"
-    group.set_cpu(cpu)
-    quota, period = group.quota()
-    enforced = quota / period if quota > 0 else math.nan
-    note = f"cgroup v{group.version} quota {quota}/{period} us = {enforced:g} CPU"
-    placement = {r.label: r.placement for r in backend.status().replicas}.get(label, {})
-    if placement.get("cores"):
-        note += f", pinned to cores {placement['cores']}"
+        held = len(cores) if cores and float(cpu).is_integer() and len(cores) == cpu else None
+        note = (f"no CPU quota here; pinned to {len(cores)} whole core(s) {cores}, so held to {cpu:g} CPU by affinity"
+                if held else f"requested {cpu:g} CPU, NOT enforced (no CPU quota here, not pinned to {cpu:g} cores)")
+        enforced = float(held) if held else cpu
+    else:
+        group.set_cpu(cpu)
+        quota, period = group.quota()
+        enforced = quota / period if quota > 0 else math.nan
+        note = f"cgroup v{group.version} quota {quota}/{period} us = {enforced:g} CPU"
+        if cores:
+            note += f", pinned to cores {cores}"
     if shared:
         note += "; shares cores with the load generator"
     return enforced, note
@@ -128,10 +133,11 @@ class _Sweeper:
         self.runs.append(run)
 
     def multi_configs(self, step: str, cpus: list[float]) -> list[tuple[float, int]]:
-        """The multi-replica (cpu, replicas) of `step` that fit beside the reserve, most replicas first."""
+        """The multi-replica (cpu, replicas) of `step` that fit beside the reserve: smallest allocation first,
+        most replicas first within it (the scaling curve of one allocation before a second one)."""
         room = self.cores - self.spec.reserve(self.cores)
         fits = [(cpu, r) for r in self.spec.replicas if r > 1 for cpu in cpus if r * cpu <= room + 1e-9]
-        return sorted(fits, key=lambda cr: (-cr[1], cr[0]))[: self.spec.multi_replica_per_step]
+        return sorted(fits, key=lambda cr: (cr[0], -cr[1]))[: self.spec.multi_replica_per_step]
 
     def pipeline(self, backend: DeploymentBackend, images: list[np.ndarray], detector: str, classifier: str,
                  cpu: float, threads: int) -> None:
