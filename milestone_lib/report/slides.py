@@ -39,10 +39,10 @@ _CAPTIONS = {"variants_accuracy_latency": "Accuracy against latency of every var
 _EXTRA_CSS = """
 .reveal .slides section{text-align:left}
 .reveal h1,.reveal h2{font-family:"DejaVu Sans",Arial,sans-serif;text-transform:none;color:#1d2733}
-.reveal h2{font-size:40px;line-height:1.15;margin-bottom:18px}
+.reveal h2{font-size:40px;line-height:1.15;margin:0 0 12px 0}
 .reveal .jp-RenderedHTMLCommon,.reveal .jp-RenderedHTMLCommon p,.reveal .jp-RenderedHTMLCommon li{font-size:28px;
  line-height:1.3}
-.reveal .jp-RenderedHTMLCommon img{display:block;margin:8px auto;max-height:500px;max-width:100%;width:auto}
+.reveal .jp-RenderedHTMLCommon img{display:block;margin:4px auto;max-height:580px;max-width:100%;width:auto}
 .reveal .jp-RenderedHTMLCommon table{font-size:20px}.reveal .scroll{overflow:hidden}
 .reveal .placeholder{border:3px dashed #d9822b;padding:18px;font-weight:bold}
 .reveal .jp-RenderedHTMLCommon .dense p{font-size:21px;line-height:1.3;margin:0 0 10px 0}
@@ -67,7 +67,7 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block footer_js %}
 <script>{{ resources.offline.reveal_js }}</script>
 <script>Reveal.initialize({controls: true, progress: true, hash: true, slideNumber: "c/t", transition: "none",
-  width: 1280, height: 720, margin: 0.04});</script>
+  width: 1280, height: 720, margin: 0.02});</script>
 {% endblock footer_js %}
 """
 
