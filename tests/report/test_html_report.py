@@ -104,6 +104,14 @@ def _fill_04_05(settings: ProjectSettings, *, detect_variant: str) -> None:
     run.record({"meeting_count": 12})
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture()
 def settings(tmp_path: Path) -> ProjectSettings:
     return ProjectSettings(artifacts_dir=tmp_path / "artifacts", reports_dir=tmp_path / "reports")
