@@ -207,6 +207,7 @@ def t3_answers(candidates: pd.DataFrame, pipeline_accuracy: pd.DataFrame, *, sla
         "pareto_points": len(front),
         "milp_equals_enumeration": milp.objective_keys == enum.objective_keys,
         "milp_seconds": round(milp.seconds, 4), "enumeration_seconds": round(enum.seconds, 4),
+        "rows_left_out": {k: int(v) for k, v in full.dropped.items() if v},
         "upstream_changes": bool(len(upstream) and upstream.get("classify_variant") is not None and
                                  upstream[["classify_variant", "classify_cpu", "classify_batch",
                                            "classify_replicas"]].dropna().drop_duplicates().shape[0] > 1),
