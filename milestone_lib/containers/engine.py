@@ -27,7 +27,7 @@ from docker.errors import DockerException
 from ..errors import EngineUnavailableError
 from ..settings import ProjectSettings
 
-__all__ = ["DEFAULT_SOCKET", "connect_engine", "engine_answers", "engine_url", "private_engine_dir",
+__all__ = ["DEFAULT_SOCKET", "can_start_private_engine", "connect_engine", "engine_answers", "engine_url", "private_engine_dir",
            "start_private_engine", "stop_private_engine"]
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -54,8 +54,23 @@ def engine_url(settings: ProjectSettings | None = None) -> str:
     return f"unix://{DEFAULT_SOCKET}"
 
 
-def connect_engine(settings: ProjectSettings | None = None, *, timeout_s: float = 120.0) -> docker.DockerClient:
-    """A client of an engine that answers, or `EngineUnavailableError` saying what to install or start."""
+def can_start_private_engine() -> bool:
+    """Root, and Debian's docker.io installed: `start_private_engine` can run here."""
+    return os.geteuid() == 0 and (shutil.which("dockerd") is not None or Path("/usr/sbin/dockerd").exists())
+
+
+def connect_engine(settings: ProjectSettings | None = None, *, timeout_s: float = 120.0,
+                   start_private: bool = False) -> docker.DockerClient:
+    """A client of an engine that answers, or `EngineUnavailableError` saying what to install or start.
+
+    `start_private`: where nothing answers and this machine allows it (`can_start_private_engine`),
+    start this checkout's private engine first (it keeps running, like after `make docker-up`).
+    """
+    if start_private and not os.environ.get("DOCKER_HOST") and can_start_private_engine():
+        try:
+            docker.DockerClient(base_url=engine_url(settings), timeout=5).ping()
+        except (DockerException, OSError):
+            start_private_engine(settings)
     url = engine_url(settings)
     try:
         client = docker.DockerClient(base_url=url, timeout=int(timeout_s))

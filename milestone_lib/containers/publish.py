@@ -142,7 +142,7 @@ def publish_variant_images(registry: object, variants_dir: Path, *, enabled: boo
     if not enabled:
         return PublishedImages(note="images skipped (images=False)", table=empty, listing=pd.DataFrame())
     try:
-        client = connect_engine(settings)
+        client = connect_engine(settings, start_private=True)
     except EngineUnavailableError as exc:
         return PublishedImages(note=f"images not built: {exc}", table=empty, listing=pd.DataFrame())
     folders = sorted(p for p in Path(variants_dir).glob("*") if (p / MANIFEST_NAME).is_file())

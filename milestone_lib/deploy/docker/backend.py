@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 
 import docker
-from docker.errors import ImageNotFound
 
-from ...containers.build import RUNTIME_REPOSITORY, variant_repository
 from ...containers.engine import connect_engine
 from ...errors import DeploymentError
 from ...net import free_port
@@ -43,6 +41,7 @@ from .containers import (
     sweep_orphans,
     wait_healthy,
 )
+from .images import check_cpu, resolve_image, variant_dir
 
 __all__ = ["DockerBackend"]
 
@@ -93,10 +92,10 @@ class DockerBackend(DeploymentBackend):
                 raise DeploymentError(f"this backend already runs deployment '{self.spec.name}'; call teardown() "
                                       "first or use another DockerBackend")
             self.swept = sweep_orphans(self.client)
-            images = {s.step: self._image(s) for s in spec.steps}  # all checked before anything starts
-            gateway_image = self._image(spec.gateway)
+            images = {s.step: resolve_image(self.client, s, self.registry) for s in spec.steps}  # before any start
+            gateway_image = resolve_image(self.client, spec.gateway, self.registry)
             for part in [*spec.steps, spec.gateway]:
-                self._check_cpu(part)
+                check_cpu(part, len(self._cores))
             exit_hooks.register(self)
             self.spec = spec.model_copy(deep=True)
             try:
@@ -124,7 +123,7 @@ class DockerBackend(DeploymentBackend):
                                       "at least 1 (call teardown() to stop it)")
             current = self._replicas[step]
             if replicas > len(current):
-                image = self._image(step_spec)
+                image = resolve_image(self.client, step_spec, self.registry)
                 new = [self._start_replica(step_spec, image) for _ in range(replicas - len(current))]
                 try:
                     wait_healthy(new, self.startup_timeout_s)
@@ -208,36 +207,6 @@ class DockerBackend(DeploymentBackend):
             raise DeploymentError("nothing is deployed; call deploy(spec) first")
         return self.spec
 
-    def _image(self, part: StepDeployment | GatewayDeployment) -> str:
-        """The image of a step (its variant's) or of the gateway (the runtime); pulled from the registry if missing."""
-        if part.image:
-            ref = part.image
-        elif isinstance(part, StepDeployment):
-            ref = f"{variant_repository(part.variant)}:latest"
-        else:
-            ref = f"{RUNTIME_REPOSITORY}:latest"
-        try:
-            self.client.images.get(ref)
-            return ref
-        except ImageNotFound:
-            pass
-        if self.registry is not None:
-            try:
-                self.registry.pull_container_image(self.client, ref)  # type: ignore[attr-defined]
-                return ref
-            except Exception as exc:  # noqa: BLE001 - reported below with the image's name
-                why = f"; the registry has none either ({exc})"
-        else:
-            why = ""
-        raise DeploymentError(f"image '{ref}' is not in the Docker engine{why}; build it with "
-                              "milestone_lib.containers.build_images (notebook 02) or push/pull it via the registry")
-
-    def _check_cpu(self, part: StepDeployment | GatewayDeployment) -> None:
-        where = f"step '{part.step}'" if isinstance(part, StepDeployment) else "the gateway"
-        if part.cpu <= 0 or part.cpu > len(self._cores):
-            raise DeploymentError(f"{where} asks for cpu {part.cpu:g}; a container can have more than 0 and at most "
-                                  f"this machine's {len(self._cores)} CPUs: lower `cpu`")
-
     def _labels(self, role: str) -> dict[str, str]:
         assert self.spec is not None
         return {LABEL: self.spec.name, "org.milestone.deployment-id": self.deployment_id, OWNER: str(os.getpid()),
@@ -250,9 +219,9 @@ class DockerBackend(DeploymentBackend):
         index = self._next_index[step.step]
         self._next_index[step.step] = index + 1
         port = free_port(avoid=self._ports())
-        variant_dir = self._variant_dir(image, step.variant)
+        folder = variant_dir(self.client, image, step.variant)
         b = step.batching
-        command = ["python", "-m", "milestone_lib.serving.server", "--variant", variant_dir, "--host", "127.0.0.1",
+        command = ["python", "-m", "milestone_lib.serving.server", "--variant", folder, "--host", "127.0.0.1",
                    "--port", str(port), "--threads", str(step.thread_count), "--max-batch-size", str(b.max_batch_size),
                    "--max-queue-delay-ms", str(b.max_queue_delay_ms), "--max-queue-size", str(b.max_queue_size)]
         options = step.docker
@@ -262,13 +231,6 @@ class DockerBackend(DeploymentBackend):
                                 environment=dict(options.env) if options else {}, variant=step.variant)
         self._replicas[step.step].append(replica)
         return replica
-
-    def _variant_dir(self, image: str, variant: str) -> str:
-        env = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
-        for item in env:
-            if item.startswith("MILESTONE_VARIANT_DIR="):
-                return item.split("=", 1)[1]
-        return f"/models/{variant}"
 
     def _start_gateway(self, gateway: GatewayDeployment, image: str) -> ReplicaContainer:
         assert self.workdir is not None

@@ -1,5 +1,7 @@
 """Which backend a notebook deploys on: `auto` = Docker when an engine answers, else local processes.
 
+Where no engine answers but this machine allows one (root, Debian's docker.io), this checkout's
+private engine is started (`containers.engine`; `make docker-down` stops it).
 `select_backend("auto" | "local" | "docker" | "kubernetes", folders)` returns the backend's name and
 a note for the notebook to show when `auto` fell back (no engine, or a variant that has no image:
 PyTorch variants are served only as local processes). For Docker it builds the images the
@@ -35,7 +37,7 @@ def select_backend(choice: str, folders: list[Path], *, settings: ProjectSetting
     if choice in ("local", "kubernetes"):
         return BackendChoice(name=choice)
     try:
-        client = connect_engine(settings)
+        client = connect_engine(settings, start_private=True)  # where root + docker.io allow it
     except EngineUnavailableError as exc:
         if choice == "docker":
             raise
