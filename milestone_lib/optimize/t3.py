@@ -146,7 +146,8 @@ def _upstream(problem: PipelineProblem, full: PipelineProblem, objective: Object
 
 
 def _baselines(problem: PipelineProblem, candidates: pd.DataFrame, accuracy: pd.DataFrame, objective: Objective,
-               source: CandidateSource | None, step_budgets: Mapping[str, float]) -> tuple[pd.DataFrame, dict]:
+               source: CandidateSource | None, step_budgets: Mapping[str, float],
+               optimum: Configuration | None) -> tuple[pd.DataFrame, dict]:
     found: dict[str, Configuration | None] = {
         "static smallest": static_variants(problem, most_accurate=False),
         "static most accurate": static_variants(problem, most_accurate=True),
@@ -159,7 +160,8 @@ def _baselines(problem: PipelineProblem, candidates: pd.DataFrame, accuracy: pd.
         found["IPA-style (no fan-out)"] = actual if actual is not None else believed
     rows = []
     for name, config in found.items():
-        extra: dict[str, object] = {"meets_sla": bool(config and config.predicted_p99_ms <= problem.sla_ms)}
+        extra: dict[str, object] = {"meets_sla": bool(config and config.predicted_p99_ms <= problem.sla_ms),
+                                    "same_as_optimum": bool(config and optimum and config.label == optimum.label)}
         if name.startswith("IPA") and believed is not None:
             extra["believed_p99_ms"] = believed.predicted_p99_ms
         rows.append(_row(name, config, **extra))
@@ -198,7 +200,8 @@ def t3_answers(candidates: pd.DataFrame, pipeline_accuracy: pd.DataFrame, *, sla
                                sla_values=sla_values)
     objectives = _objectives(problem, objective, milp) if milp.feasible else pd.DataFrame()
     upstream = _upstream(problem, full, objective, milp.configuration) if not problem.empty else pd.DataFrame()
-    baselines, found = _baselines(problem, candidates, pipeline_accuracy, objective, source, budgets) \
+    baselines, found = _baselines(problem, candidates, pipeline_accuracy, objective, source, budgets,
+                                  milp.configuration) \
         if not problem.empty else (pd.DataFrame(), {})
     config = milp.configuration
     figures = {

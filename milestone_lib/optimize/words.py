@@ -127,7 +127,9 @@ def baseline_words(baselines: pd.DataFrame, chosen: object, sla_ms: float) -> st
                 f"{r['predicted_p99_ms']:.0f} ms ({'meets' if r['meets_sla'] else 'misses'} the {sla_ms:g} ms SLA)")
         if "believed_p99_ms" in r and pd.notna(r.get("believed_p99_ms")):
             text += f", though it believed {r['believed_p99_ms']:.0f} ms without fan-out"
-        if cost is not None:
+        if cost is not None and r.get("same_as_optimum"):
+            text += "; the same configuration as the optimum"
+        elif cost is not None:
             text += f"; {r['cost'] - cost:+g} CPUs and {r['accuracy'] - acc:+.3f} accuracy against the optimum"
         parts.append(text)
     return "; ".join(parts) + "."
