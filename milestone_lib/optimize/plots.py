@@ -50,8 +50,10 @@ def plot_pareto(answers: T3Answers, *, title: str | None = None) -> Any:
     return fig
 
 
-def plot_prediction_check(summary: pd.DataFrame, *, sla_ms: float, title: str | None = None) -> Any:
-    """Per configuration: predicted p99 (steps, and the SLA rule's bound) and measured p99 with its 95% CI."""
+def plot_prediction_check(summary: pd.DataFrame, *, sla_ms: float, runs: pd.DataFrame | None = None,
+                          title: str | None = None) -> Any:
+    """Per configuration: predicted p99 (steps, and the SLA rule's bound), measured p99 with its 95% CI, and
+    (given `runs`, `check.measure_configurations`'s rows) each repeat's p99."""
     fig, ax = plt.subplots(figsize=(9, 5))
     y = np.arange(len(summary))
     if len(summary):
@@ -62,7 +64,12 @@ def plot_prediction_check(summary: pd.DataFrame, *, sla_ms: float, title: str | 
                    label="predicted p99 (sum of step p99)")
         ax.scatter(summary["predicted_p99_ms"], y, marker="|", s=300, color="tab:gray",
                    label="SLA rule (+ gateway reserve)")
+        if runs is not None and len(runs):
+            where = {name: k for k, name in enumerate(summary["configuration"])}
+            ax.scatter(runs["p99_ms"], runs["configuration"].map(where) + 0.15, s=14, color="tab:blue", alpha=0.5,
+                       label="measured p99, each repeat")
     ax.axvline(sla_ms, color="tab:red", linestyle="--", label=f"SLA {sla_ms:g} ms")
+    ax.set_xlim(left=0)
     ax.set_yticks(y, [str(c) for c in summary.get("configuration", [])])
     ax.invert_yaxis()
     ax.set_xlabel("end-to-end p99 latency at the SLA rate (ms)")
