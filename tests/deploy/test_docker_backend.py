@@ -99,24 +99,32 @@ def test_bad_input_is_refused_with_nothing_left_running(
         make_backend("docker")
 
 
+def folder_spec(detect: Path, classify: Path) -> PipelineDeployment:
+    return PipelineDeployment(steps=[StepDeployment(step="detect", variant=detect.name, folder=detect),
+                                     StepDeployment(step="classify", variant=classify.name, folder=classify)])  # type: ignore[arg-type]
+
+
 def test_select_backend_auto_prefers_docker_and_falls_back_to_local_with_a_note(
         docker_client: docker.DockerClient, tiny_variants: dict[str, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    folders = list(tiny_variants.values())
-    assert select_backend("auto", folders) == BackendChoice(name="docker")
-    assert select_backend("local", folders).name == "local"
-    torch_folder = tmp_path / "tiny-pytorch"
+    spec = folder_spec(tiny_variants["detect"], tiny_variants["classify"])
+    assert select_backend("auto", spec) == BackendChoice(name="docker")
+    assert select_backend("local", spec).name == "local"
+    torch_folder = tmp_path / "tiny-classify-pytorch-fp32"
     torch_folder.mkdir()
     load_manifest(tiny_variants["classify"]).model_copy(
         update={"name": "tiny-classify-pytorch-fp32", "format": "pytorch", "files": []}).write(torch_folder)
-    fallback = select_backend("auto", [tiny_variants["detect"], torch_folder])
+    with_torch = folder_spec(tiny_variants["detect"], torch_folder)
+    fallback = select_backend("auto", with_torch)
     assert fallback.name == "local" and "tiny-classify-pytorch-fp32: container: not built" in fallback.note
     with pytest.raises(DeploymentError, match="cannot deploy as containers: tiny-classify-pytorch-fp32"):
-        select_backend("docker", [torch_folder])
+        select_backend("docker", with_torch)
+    with pytest.raises(DeploymentError, match="notebooks/01_build_variants.ipynb"):  # a variant not built yet
+        select_backend("auto", folder_spec(tmp_path / "missing-detect", tiny_variants["classify"]))
     with pytest.raises(DeploymentError, match="unknown backend 'podman'; choose auto, local, docker, kubernetes"):
-        select_backend("podman", folders)
+        select_backend("podman", spec)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
-    no_engine = select_backend("auto", folders)
+    no_engine = select_backend("auto", spec)
     assert no_engine.name == "local" and no_engine.note.startswith("backend auto -> local processes: no Docker engine")
     with pytest.raises(EngineUnavailableError):
-        select_backend("docker", folders)
+        select_backend("docker", spec)
