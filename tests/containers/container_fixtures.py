@@ -1,8 +1,9 @@
 """Fixtures of the tests that need a Docker engine: the client, tiny variants and their images.
 
-Use them with `pytest_plugins = ["tests.containers.container_fixtures"]`. Without an engine the
-tests are skipped with the reason, except under CI (`CI` set), whose .ci/run starts the private
-engine: there a missing engine fails them. Images are built once per engine data root and reused
+Use them with `pytest_plugins = ["tests.containers.container_fixtures"]`. Where no engine answers,
+the private engine is started for the session when root + Debian's docker.io allow it; only where
+no engine can run are the tests skipped with the reason, and under CI (`CI` set, .ci/run starts the
+engine) a missing engine fails them. Images are built once per engine data root and reused
 (`containers.build` skips a build whose inputs are unchanged).
 """
 
@@ -21,7 +22,11 @@ from milestone_lib.containers import (
     build_runtime_image,
     build_variant_image,
     connect_engine,
+    engine_answers,
+    start_private_engine,
+    stop_private_engine,
 )
+from milestone_lib.containers.engine import can_start_private_engine
 from milestone_lib.errors import EngineUnavailableError
 from milestone_lib.settings import PROJECT_ROOT
 
@@ -36,14 +41,22 @@ DETECT, CLASSIFY = "tiny-detect-onnx-fp32", "tiny-classify-onnx-fp32"
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
+    """The engine in use; where none answers but root + docker.io allow one, the private engine,
+    started for the session and stopped after it (its data root, with the images, stays)."""
+    started = False
     try:
+        if not engine_answers() and not os.environ.get("DOCKER_HOST") and can_start_private_engine():
+            start_private_engine()
+            started = True
         client = connect_engine()
     except EngineUnavailableError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI starts the private engine (.ci/run), yet none answers: {exc}")
-        pytest.skip(f"no Docker engine: {exc}")
+        pytest.skip(f"no Docker engine can run here: {exc}")
     yield client
     client.close()
+    if started:
+        stop_private_engine()
 
 
 @pytest.fixture(scope="session")
