@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from milestone_lib.containers import BuiltImage
 from milestone_lib.contracts import load_manifest
 from milestone_lib.deploy import (
+    DockerOptions,
     GatewayDeployment,
     PipelineDeployment,
     StepDeployment,
@@ -91,6 +92,11 @@ def test_bad_input_is_refused_with_nothing_left_running(
     machine = len(os.sched_getaffinity(0))
     with pytest.raises(DeploymentError, match=rf"asks for cpu {machine + 1}; .* at most this machine's {machine} CPUs"):
         backend.deploy(docker_spec(tiny_images, runtime_image, cpu=machine + 1))
+    assert ours(docker_client) == [] and backend.spec is None
+    bridged = docker_spec(tiny_images, runtime_image)
+    bridged.steps[0].docker = DockerOptions(network="bridge")
+    with pytest.raises(DeploymentError, match=r"docker.network='bridge' .* --network host --init and creates no network"):
+        backend.deploy(bridged)
     assert ours(docker_client) == [] and backend.spec is None
     with pytest.raises(ValidationError, match="greater than 0"):
         docker_spec(tiny_images, runtime_image, cpu=0)

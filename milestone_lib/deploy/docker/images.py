@@ -43,11 +43,16 @@ def resolve_image(client: docker.DockerClient, part: StepDeployment | GatewayDep
 
 
 def check_cpu(part: StepDeployment | GatewayDeployment, cores: int) -> None:
-    """A container's `--cpus` must be above 0 and at most the machine's CPUs."""
+    """A container's `--cpus` must be above 0 and at most the machine's CPUs; only the host network is used."""
     where = f"step '{part.step}'" if isinstance(part, StepDeployment) else "the gateway"
     if part.cpu <= 0 or part.cpu > cores:
         raise DeploymentError(f"{where} asks for cpu {part.cpu:g}; a container can have more than 0 and at most "
                               f"this machine's {cores} CPUs: lower `cpu`")
+    options = part.docker
+    if options is not None and (options.network not in (None, "host") or options.run_args):
+        raise DeploymentError(f"{where} sets docker.network={options.network!r} / run_args={options.run_args}; the "
+                              "Docker backend runs every container with --network host --init and creates no network: "
+                              "remove them (docker.env is honoured)")
 
 
 def variant_dir(client: docker.DockerClient, image: str, variant: str) -> str:
