@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from test_t3 import GRID, _answers
+from test_optimize_t3 import GRID, _answers
 
 from milestone_lib.optimize import plot_pareto, plot_prediction_check
 
