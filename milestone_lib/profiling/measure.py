@@ -160,5 +160,7 @@ def run_record(run: ConfigRun) -> list[dict[str, Any]]:
                      spread.min() > 0 else math.nan,
                      "throughput_rps": s["throughput_rps"], "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"],
                      "send_lag_p99_ms": float(result.requests["send_lag_ms"].quantile(0.99)),
+                     "replicas_answered": int(result.requests.loc[result.requests["status"] == "ok", "replica"]
+                                              .nunique()) if "replica" in result.requests else 0,
                      "enforcement": run.enforcement, "notes": "; ".join(run.notes)})
     return rows

@@ -1,0 +1,81 @@
+"""SweepSpec: defaults adapted to the machine and the build, and bad input refused before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from milestone_lib.errors import ProfilingError
+from milestone_lib.profiling import (
+    SweepSpec,
+    default_cpus,
+    default_variants,
+    load_manifests,
+    load_sweep_spec,
+    notebook_sweep,
+    run_sweep,
+)
+from milestone_lib.profiling.spec import MAX_RATE_PER_CORE
+
+
+@pytest.fixture(scope="module")
+def manifests(smoke_variants: dict[str, Path]):
+    return load_manifests(next(iter(smoke_variants.values())).parent)
+
+
+def test_default_cpus_fit_the_machine() -> None:
+    assert default_cpus(2) == [0.25, 0.5, 1.0, 2.0]
+    assert default_cpus(16) == [1.0, 2.0, 4.0, 8.0]
+    for cores in (1, 2, 4, 8, 16, 64):
+        assert len(default_cpus(cores)) == 4 and max(default_cpus(cores)) <= cores
+
+
+def test_default_variants_are_four_servable_ones(manifests) -> None:
+    for step in ("detect", "classify"):
+        chosen = default_variants(manifests, step)
+        assert len(chosen) == 4 and len(set(chosen)) == 4
+        assert all(manifests[v].step == step and manifests[v].format in ("onnx", "pytorch") for v in chosen)
+        assert manifests[chosen[0]].format == "onnx"  # ONNX before PyTorch
+
+
+def test_resolved_fills_defaults(manifests) -> None:
+    spec = SweepSpec().resolved(manifests, cores=2)
+    assert spec.cpus == [0.25, 0.5, 1.0, 2.0] and spec.replicas == [1, 2, 3, 4]
+    assert len(spec.detect.variants) == 4 and len(spec.classify.variants) == 4
+    assert spec.batching("detect")[0] == 8 and spec.batching("classify")[0] == 16  # serving defaults
+
+
+@pytest.mark.parametrize(("spec", "named"), [
+    ({"detect": {"variants": ["yolov9-nonexistent"]}}, "unknown detect variant 'yolov9-nonexistent'"),
+    ({"classify": {"variants": ["yolov8n-onnx-fp32"]}}, "unknown classify variant 'yolov8n-onnx-fp32'"),
+    ({"cpus": [0]}, "CPU allocation 0.0 per replica"),
+    ({"cpus": [1, 3]}, "CPU allocation 3.0 per replica .* at most the 2 cores"),
+    ({"replicas": [0, 1]}, "replicas \\[0, 1\\]"),
+    ({"sla": {"rate_rps": 10 * MAX_RATE_PER_CORE}}, "rate 4000 requests/s"),
+])
+def test_bad_input_is_refused_naming_the_value(manifests, spec: dict, named: str) -> None:
+    with pytest.raises(ProfilingError, match=named):
+        SweepSpec.model_validate(spec).resolved(manifests, cores=2)
+
+
+def test_run_sweep_refuses_before_starting_anything(smoke_variants: dict[str, Path], tmp_path: Path) -> None:
+    folder = next(iter(smoke_variants.values())).parent
+    with pytest.raises(ProfilingError, match="SLA latency_ms=0"):
+        notebook_sweep(sla_ms=0, rate_rps=20)
+    with pytest.raises(ProfilingError, match="unknown detect variant 'nope'"):
+        run_sweep(SweepSpec(detect={"variants": ["nope"]}), variants_dir=folder, log=pytest.fail)  # nothing logged
+    with pytest.raises(ProfilingError, match="no variants folder"):
+        run_sweep(SweepSpec(), variants_dir=tmp_path / "missing")
+
+
+def test_yaml_spec_and_smoke_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text("sla: {latency_ms: 300, rate_rps: 10}\ncpus: [0.5, 1]\ndetect: {variants: [a]}\n")
+    spec = load_sweep_spec(path)
+    assert spec.sla.latency_ms == 300 and spec.cpus == [0.5, 1] and spec.detect.variants == ["a"]
+    smoke = notebook_sweep(sla_ms=500, rate_rps=20, smoke=True)
+    assert smoke.variant_count == 1 and len(smoke.cpus or []) == 2 and smoke.multi_replica_per_step == 0
+    full = notebook_sweep(sla_ms=500, rate_rps=20, variants=["yolov8n-onnx-fp32", "resnet-tiny-onnx-fp32"])
+    assert full.detect.variants == ["yolov8n-onnx-fp32"] and full.classify.variants == ["resnet-tiny-onnx-fp32"]
+    assert full.replicas == [1, 2, 3, 4]
