@@ -1,7 +1,8 @@
 """Predicted vs measured, for the multi-replica configurations a sweep measured.
 
-    .venv/bin/python benchmarks/bench_prediction.py [REPORTS_DIR ...]
-        (default: reports/reference/ and reports/, where each holds a sweep from notebook 04)
+    .venv/bin/python benchmarks/bench_prediction.py [--repredict] [REPORTS_DIR ...]
+        (default: reports/reference/ and reports/, where each holds a sweep from notebook 04;
+        --repredict: predict again from the saved profiles with the current model, measurements unchanged)
 
 The prediction of each configuration comes from the single-replica measurements only
 (`profiling.predict_step`: discrete-event simulation of least-outstanding balancing and dynamic
@@ -19,15 +20,21 @@ import numpy as np
 import pandas as pd
 
 from milestone_lib.errors import ProfilingError
-from milestone_lib.profiling import load_sweep
+from milestone_lib.profiling import candidate_table, load_sweep
 from milestone_lib.settings import PROJECT_ROOT
 
 TARGET = 0.20
 
 
-def compare(folder: Path) -> pd.DataFrame:
+def compare(folder: Path, *, repredict: bool = False) -> pd.DataFrame:
     """Rows measured with more than one replica, with the prediction beside them and the errors."""
-    candidates = load_sweep(folder).candidates
+    sweep = load_sweep(folder)
+    candidates = sweep.candidates
+    if repredict:
+        measured = candidates[candidates["source"] == "measured"]
+        candidates = candidate_table(sweep.profiles, pipeline_rate_rps=sweep.sla.rate_rps, fanout=sweep.fanout,
+                                     replicas=sorted(candidates["replicas"].unique()),
+                                     step_budget_ms=sweep.sla.step_budgets(), measured=measured)
     rows = candidates[(candidates["source"] == "measured") & (candidates["replicas"] > 1)].copy()
     rows["p99_error"] = (rows["predicted_p99_ms"] / rows["p99_ms"] - 1).abs()
     rows["throughput_error"] = (rows["predicted_max_throughput_rps"] / rows["max_throughput_rps"] - 1).abs()
@@ -35,11 +42,11 @@ def compare(folder: Path) -> pd.DataFrame:
                  "max_throughput_rps", "predicted_max_throughput_rps", "throughput_error"]]
 
 
-def main(folders: list[Path]) -> None:
+def main(folders: list[Path], *, repredict: bool) -> None:
     pd.set_option("display.width", 200)
     for folder in folders:
         try:
-            table = compare(folder)
+            table = compare(folder, repredict=repredict)
         except ProfilingError as exc:
             print(f"{folder}: {exc}")
             continue
@@ -57,4 +64,6 @@ def main(folders: list[Path]) -> None:
 
 
 if __name__ == "__main__":
-    main([Path(a) for a in sys.argv[1:]] or [PROJECT_ROOT / "reports" / "reference", PROJECT_ROOT / "reports"])
+    arguments = [a for a in sys.argv[1:] if a != "--repredict"]
+    main([Path(a) for a in arguments] or [PROJECT_ROOT / "reports" / "reference", PROJECT_ROOT / "reports"],
+         repredict="--repredict" in sys.argv)

@@ -32,6 +32,7 @@ __all__ = ["SIMULATION_MODEL", "ServiceCurve", "StepPrediction", "md1_mean_ms", 
 SIMULATION_MODEL = "des-jsq-batching"
 """How predictions are labelled: discrete-event simulation, join-the-least-outstanding, dynamic batching."""
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99: lognormal sigma from p50 and p99
+_MAX_SIGMA = 1.0
 Distribution = Literal["lognormal", "exponential", "deterministic"]
 
 
@@ -55,44 +56,62 @@ class StepPrediction:
 
 @dataclass(frozen=True)
 class ServiceCurve:
-    """Service time of a batch by its size, from profile rows of one (variant, cpu, threads)."""
+    """Service time of a batch by its size, from the profile rows of one (variant, cpu, threads).
 
+    A batch of n items takes `fixed_ms + per_item_ms * n` at the median: a line fitted to the measured
+    batch sizes, each weighted by the batches behind it, so a size seen once (a throttled outlier)
+    does not set the capacity. The spread (lognormal sigma, from each size's p99 / p50) is
+    interpolated between the measured sizes, at most `_MAX_SIGMA` (a few throttled batches would
+    otherwise make every batch of that size a storm).
+    """
+
+    fixed_ms: float
+    per_item_ms: float
     batches: np.ndarray
-    p50_ms: np.ndarray
-    sigma: np.ndarray
+    sigmas: np.ndarray
     overhead_ms: float
 
     @classmethod
     def from_profile(cls, rows: pd.DataFrame) -> ServiceCurve:
         if rows.empty:
-            raise ProfilingError("no profile rows to predict from; measure the step first (profiling.measure_step)")
+            raise ProfilingError("no profile rows to predict from; measure the step first (profiling.run_sweep)")
         keys = rows[["step", "variant", "cpu", "threads"]].drop_duplicates() if "variant" in rows else rows[:1]
         if len(keys) > 1:
             raise ProfilingError(f"predict_step takes the rows of one (step, variant, cpu, threads); got {len(keys)}: "
                                  f"{keys.to_dict('records')}")
-        by_batch = rows.groupby("batch").agg(service_ms=("service_ms", "median"),
-                                             service_ms_p99=("service_ms_p99", "median")).sort_index()
-        p50 = by_batch["service_ms"].to_numpy(float)
-        p99 = np.maximum(by_batch["service_ms_p99"].to_numpy(float), p50)
+        batch = rows["batch"].to_numpy(float)
+        p50 = rows["service_ms"].to_numpy(float)
         if not (p50 > 0).all():
             raise ProfilingError(f"service times {p50.tolist()} must be above 0 ms")
+        weight = rows["batches"].to_numpy(float).clip(min=1) if "batches" in rows else np.ones(len(rows))
+        sigma = np.clip(np.log(np.maximum(rows["service_ms_p99"].to_numpy(float), p50) / p50) / _Z99, 0, _MAX_SIGMA)
+        fixed, per_item = _fit_line(batch, p50, weight)
         overhead = float(rows["overhead_ms"].median()) if "overhead_ms" in rows else 0.0
-        return cls(by_batch.index.to_numpy(int), p50, np.log(p99 / p50) / _Z99, overhead)
-
-    def median_ms(self, items: np.ndarray | int) -> np.ndarray:
-        """p50 service time of batches of `items`: interpolated; above the largest measured batch the
-        per-item time of that batch is added per item; below the smallest, the smallest's time."""
-        items = np.asarray(items, dtype=float)
-        top, top_ms = self.batches[-1], self.p50_ms[-1]
-        inside = np.interp(items, self.batches, self.p50_ms)
-        return np.where(items > top, top_ms + (items - top) * top_ms / top, inside)
+        by_size = pd.DataFrame({"batch": batch, "sigma": sigma}).groupby("batch")["sigma"].median()
+        return cls(fixed, per_item, by_size.index.to_numpy(float), by_size.to_numpy(float), overhead)
 
     def sigma_of(self, items: np.ndarray | int) -> np.ndarray:
-        return np.interp(np.asarray(items, dtype=float), self.batches, self.sigma)
+        return np.interp(np.maximum(np.asarray(items, dtype=float), 1.0), self.batches, self.sigmas)
+
+    def median_ms(self, items: np.ndarray | int) -> np.ndarray:
+        """p50 service time of batches of `items` (at least one item's worth)."""
+        return self.fixed_ms + self.per_item_ms * np.maximum(np.asarray(items, dtype=float), 1.0)
 
     def capacity_items_per_s(self, max_batch: int) -> float:
         """Items one replica computes per second when every batch is full."""
         return 1000.0 * max_batch / float(self.median_ms(max_batch))
+
+
+def _fit_line(batch: np.ndarray, ms: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """(fixed, per item) ms of a weighted least-squares line, both >= 0; one batch size: all per item."""
+    if len(np.unique(batch)) >= 2:
+        per_item, fixed = np.polyfit(batch, ms, 1, w=np.sqrt(weight))
+        if per_item > 0 and fixed >= 0:
+            return float(fixed), float(per_item)
+        if per_item > 0:  # a negative fixed cost: the line through the origin instead
+            return 0.0, float((weight * ms * batch).sum() / (weight * batch * batch).sum())
+    top = int(np.argmax(weight))
+    return 0.0, float(ms[top] / batch[top])
 
 
 def _requests(rate_rps: float, capacity_rps: float) -> int:
@@ -128,7 +147,8 @@ def predict_step(profile: pd.DataFrame, *, replicas: int, rate_rps: float, items
         return StepPrediction(inf, inf, inf, inf, capacity_rps, utilization, False, label, 0)
     count = requests or _requests(rate_rps, capacity_rps)
     if seed is None:
-        seed = zlib.crc32(repr((curve.p50_ms.tolist(), replicas, rate_rps, items_per_request, max_batch)).encode())
+        seed = zlib.crc32(repr((curve.fixed_ms, curve.per_item_ms, replicas, rate_rps, items_per_request,
+                                     max_batch)).encode())
     latency = _simulate(curve, rng=np.random.default_rng(seed), count=count, replicas=replicas, rate_rps=rate_rps,
                         items_per_request=items_per_request, max_batch=max_batch,
                         delay_ms=max_queue_delay_ms, distribution=distribution)
@@ -150,8 +170,8 @@ def _simulate(curve: ServiceCurve, *, rng: np.random.Generator, count: int, repl
     noise = rng.standard_normal(count)  # one draw per batch at most: a batch never outnumbers its requests
     exp_noise = rng.exponential(1.0, count)
     sizes = np.arange(0, max(max_batch, int(items.max(initial=1))) * 4 + 1)
-    median = curve.median_ms(np.maximum(sizes, 1))
-    sigma = curve.sigma_of(np.maximum(sizes, 1))
+    median = curve.median_ms(sizes)
+    sigma = curve.sigma_of(sizes)
     done_at = np.zeros(count)
     queues: list[deque[int]] = [deque() for _ in range(replicas)]
     queued_items = [0] * replicas
