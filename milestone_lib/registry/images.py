@@ -113,9 +113,14 @@ class ImageLayers(S3Store):
         return PushedImage(f"{repository}:{tag}", len(blobs) - 1, total, uploaded, time.perf_counter() - started)
 
     def image_manifest(self, ref: str) -> dict[str, Any]:
-        """The stored manifest of `ref` (verified against its sha256)."""
+        """The stored manifest of `ref` (verified against its sha256); `:latest` = the last one pushed."""
         repository, tag = _split(ref)
         bucket, key = self.settings.images_bucket, f"{_MANIFESTS}{repository}/{tag}.json"
+        if tag == "latest":
+            with self._errors(bucket):
+                stored = list(self._client.list_objects(bucket, prefix=f"{_MANIFESTS}{repository}/"))
+            if stored and not any(o.object_name == key for o in stored):
+                key = str(max(stored, key=lambda o: o.last_modified).object_name)
         hint = "push it first (notebooks/02 or milestone_lib.containers.push_images)"
         with self._errors(bucket, missing=lambda e: ObjectNotFoundError(bucket, key, hint=hint)):
             data, _ = self._get(bucket, key, None)
@@ -152,6 +157,8 @@ class ImageLayers(S3Store):
                         archive.add(folder / name, arcname=name)
                 with open(tarball, "rb") as data:
                     docker_client.images.load(data)
+                if _split(ref)[1] == "latest":  # asked for latest: tag it so, as the engine would
+                    docker_client.images.get(f"{repository}:{tag}").tag(repository, "latest")
             finally:
                 tarball.unlink(missing_ok=True)
         size = sum(layer["size"] for layer in manifest["layers"])

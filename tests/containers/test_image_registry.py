@@ -14,6 +14,8 @@ import pytest
 from docker.errors import ImageNotFound
 
 from milestone_lib.containers import BuiltImage
+from milestone_lib.deploy import StepDeployment
+from milestone_lib.deploy.docker.images import resolve_image
 from milestone_lib.errors import ChecksumMismatchError
 from milestone_lib.net import free_port
 from milestone_lib.registry import ModelRegistry
@@ -46,9 +48,11 @@ def test_push_stores_shared_layers_once_and_a_pull_serves_a_request(
 
     ref, original_id = tiny_images["detect"].ref, tiny_images["detect"].image_id
     _remove(docker_client, ref)
-    pulled = registry.pull_container_image(docker_client, ref, workdir=tmp_path)
-    assert pulled.layers == first.layers and docker_client.images.get(ref).id == original_id
-    docker_client.images.get(original_id).tag(tiny_images["detect"].repository, "latest")
+    # a deployment names `milestone-<variant>:latest`; missing from the engine, it is pulled (the last push)
+    step = StepDeployment(step="detect", variant="tiny-detect-onnx-fp32", folder=tmp_path)  # type: ignore[arg-type]
+    latest = resolve_image(docker_client, step, registry)
+    assert latest == f"{tiny_images['detect'].repository}:latest"
+    assert docker_client.images.get(ref).id == original_id == docker_client.images.get(latest).id
 
     port = free_port()
     container = docker_client.containers.run(ref, detach=True, network_mode="host", init=True,
