@@ -1,8 +1,8 @@
-"""`python -m milestone_lib.containers up | down | status | build [--push] [--variants DIR]`.
+"""`python -m milestone_lib.containers up | down | status | build [--push] [--variants DIR] | prune`.
 
 `up` / `down` start and stop this checkout's private Docker engine (`make docker-up` / `docker-down`);
-`status` names the engine in use. `build` builds the base (once per engine), the runtime and one image per ONNX variant folder under the
-variants directory (PyTorch variants: not built, with the reason), prints the images, and with
+`status` names the engine in use; `prune` removes images no `:latest` tag points to. `build` builds
+the base (once per engine), the runtime and one image per ONNX variant folder under the variants directory (PyTorch variants: not built, with the reason), prints the images, and with
 `--push` stores them in the registry as deduplicated layers. Exit code 1 when no engine answers.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import ContainerError, RegistryError
 from ..settings import ProjectSettings
+from .build import prune_images
 from .engine import (
     connect_engine,
     engine_url,
@@ -27,7 +28,7 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m milestone_lib.containers", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "build"])
+    parser.add_argument("command", choices=["up", "down", "status", "build", "prune"])
     parser.add_argument("--push", action="store_true", help="store the images in the registry")
     parser.add_argument("--variants", type=Path, help="variant folders' parent (default: the project's)")
     args = parser.parse_args(argv)
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "down":
             print("stopped" if stop_private_engine(settings) else "the private engine was not running")
+            return 0
+        if args.command == "prune":
+            removed = prune_images(connect_engine(settings))
+            print(f"removed {len(removed)} stale image tags")
             return 0
         if args.command == "status":
             version = connect_engine(settings, timeout_s=5).version().get("Version")

@@ -29,6 +29,7 @@ from .base import ensure_base_image
 from .wheelhouse import ensure_wheelhouse, project_wheel
 
 __all__ = ["LABEL_PREFIX", "RUNTIME_REPOSITORY", "BuiltImage", "build_runtime_image", "build_variant_image", "image_exists",
+           "prune_images",
            "variant_repository"]
 
 RUNTIME_REPOSITORY = "milestone-runtime"
@@ -172,3 +173,25 @@ def image_exists(client: docker.DockerClient, ref: str) -> bool:
     except ImageNotFound:
         return False
     return True
+
+
+def prune_images(client: docker.DockerClient, *, repositories: list[str] | None = None) -> list[str]:
+    """Remove milestone images (of `repositories`, default all) that `:latest` no longer points to and no
+    container uses; their tags.
+
+    Every source change builds a new runtime (and variant images on it); the old ones stay until pruned.
+    Variant images go first (an image with children cannot be removed); a failure leaves that image.
+    """
+    in_use = {c.image.id for c in client.containers.list(all=True) if c.image is not None}
+    removed = []
+    images = client.images.list(filters={"label": _INPUTS})
+    current = {t.rsplit(":", 1)[0]: i.id for i in images for t in i.tags if t.endswith(":latest")}
+    stale = [i for i in images if i.id not in in_use and i.id not in current.values()
+             and (repositories is None or any(t.rsplit(":", 1)[0] in repositories for t in i.tags))]
+    for image in sorted(stale, key=lambda i: i.labels.get(LABEL_PREFIX + "role") != "variant"):
+        try:
+            client.images.remove(image.id, force=True)
+            removed += image.tags
+        except docker.errors.APIError:
+            pass
+    return removed

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import docker
+import pytest
+from docker.errors import ImageNotFound
 
 from milestone_lib.containers import (
     BuiltImage,
     build_runtime_image,
     build_variant_image,
 )
+from milestone_lib.containers.build import prune_images
 from milestone_lib.containers.publish import (
     build_images,
     container_cell,
@@ -83,3 +87,21 @@ def test_pytorch_variants_are_not_containerized_and_the_table_says_why(
     assert container_cell("x-pytorch-fp32", "pytorch") == not_built_reason()
     cells = container_column(["tiny-classify-onnx-fp32", "tiny-classify-pytorch-fp32", "other"], built, skipped)
     assert cells[0].startswith(built[0].ref) and cells[1] == not_built_reason() and cells[2] == "-"
+
+
+def test_prune_removes_images_latest_moved_away_from(docker_client: docker.DockerClient, runtime_image: BuiltImage,
+                                                      tiny_variants: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "tiny-prune-onnx-fp32"
+    shutil.copytree(tiny_variants["classify"], folder)
+    manifest = load_manifest(folder).model_copy(update={"name": "tiny-prune-onnx-fp32"})
+    manifest.write(folder)
+    old = build_variant_image(docker_client, folder, runtime=runtime_image)
+    manifest.model_copy(update={"imgsz": manifest.imgsz}).model_copy(update={"class_names": ["changed"]}).write(folder)
+    new = build_variant_image(docker_client, folder, runtime=runtime_image)
+    assert old.image_id != new.image_id
+    removed = prune_images(docker_client, repositories=[new.repository])  # other tests' images stay
+    assert old.ref in removed and new.ref not in removed
+    assert docker_client.images.get(new.ref).id == docker_client.images.get(f"{new.repository}:latest").id
+    with pytest.raises(ImageNotFound):
+        docker_client.images.get(old.image_id)
+    docker_client.images.remove(new.image_id, force=True)
