@@ -32,6 +32,7 @@ from .schema import (
     CANDIDATE_COLUMNS,
     FANOUT_COLUMNS,
     PROFILE_COLUMNS,
+    PROFILE_REQUIRED,
     ServiceProfile,
     check_columns,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "DEFAULT_STEP_WEIGHTS",
     "FANOUT_COLUMNS",
     "PROFILE_COLUMNS",
+    "PROFILE_REQUIRED",
     "SIMULATION_MODEL",
     "SWEEP_FILES",
     "ServiceCurve",

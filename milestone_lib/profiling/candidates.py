@@ -15,7 +15,12 @@ import pandas as pd
 
 from ..errors import ProfilingError
 from .queueing import predict_step
-from .schema import CANDIDATE_COLUMNS, FANOUT_COLUMNS, PROFILE_COLUMNS, check_columns
+from .schema import (
+    CANDIDATE_COLUMNS,
+    FANOUT_COLUMNS,
+    check_columns,
+    with_profile_defaults,
+)
 from .sla import SlaSpec
 
 __all__ = ["CONFIG_KEYS", "candidate_table", "profile_trace"]
@@ -59,7 +64,7 @@ def candidate_table(profiles: pd.DataFrame, *, pipeline_rate_rps: float, fanout:
         measured: rows of configurations the sweep measured (`CONFIG_KEYS` + latency columns, `trace`).
         accuracy: {variant: metric}, overriding the profiles' `accuracy` column.
     """
-    check_columns(profiles, [c for c in PROFILE_COLUMNS if c not in ("accuracy",)], "service profile")
+    profiles = with_profile_defaults(profiles)
     check_columns(fanout, FANOUT_COLUMNS[:2], "fan-out")
     budgets = dict(step_budget_ms or SlaSpec().step_budgets())
     counts = sorted({int(r) for r in replicas})

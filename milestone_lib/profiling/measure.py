@@ -10,11 +10,11 @@ server's own timing; `overhead_ms` is what a request spends outside the queue an
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..loadgen.stats import LoadResult
@@ -49,7 +49,7 @@ class ConfigRun:
 
 def measure_config(identity: dict[str, Any], addresses: Sequence[str], payloads: Sequence[bytes], *,
                    items_per_request: float, rate_rps: float, spec: SweepSpec, run_id: str,
-                   enforcement: str) -> ConfigRun:
+                   enforcement: str, duration_s: float | None = None) -> ConfigRun:
     """Saturate the replicas at `addresses`, then (if they can take it) send `rate_rps` Poisson requests."""
     max_batch = int(identity["max_batch"])
     per_replica = 2 * max(1, math.ceil(max_batch / max(items_per_request, 1.0)))  # two full batches in flight
@@ -59,7 +59,8 @@ def measure_config(identity: dict[str, Any], addresses: Sequence[str], payloads:
     run = ConfigRun(identity, run_id, rate_rps, items_per_request, enforcement, saturation)
     if rate_rps < _OPEN_LOOP_MAX_UTILIZATION * run.max_throughput_rps:
         run.at_rate = run_balanced_open_loop(identity["step"], addresses, payloads, rate_rps,
-                                             duration_s=spec.duration_s, seed=hash(run_id) % 2**31, **options)
+                                             duration_s=duration_s or spec.duration_s, seed=zlib.crc32(run_id.encode()),
+                                             **options)
     else:
         run.notes.append(f"not sent {rate_rps:g} requests/s: above {_OPEN_LOOP_MAX_UTILIZATION:.0%} of the "
                          f"{run.max_throughput_rps:.1f}/s it serves at saturation")
@@ -109,7 +110,8 @@ def profile_rows(run: ConfigRun) -> list[dict[str, Any]]:
     frame = pd.concat([sat.assign(stage_ms=sat["stage_ms"] * k), light])
     if frame.empty:
         return []
-    overhead = float(np.median((light if not light.empty else sat)["overhead_ms"]))
+    spent = (light if not light.empty else sat)["overhead_ms"]
+    overhead, overhead_p99 = float(spent.median()), float(spent.quantile(0.99))
     windows = int(run.saturation.summary.get("windows", 0)) + int((run.at_rate.summary if run.at_rate else {})
                                                                   .get("windows", 0))
     rows = []
@@ -122,7 +124,7 @@ def profile_rows(run: ConfigRun) -> list[dict[str, Any]]:
                                                         "threads", "max_batch", "max_queue_delay_ms", "accuracy")},
                      "batch": int(batch), "service_ms": p50, "service_ms_p99": max(p99, p50),
                      "items_per_s": 1000.0 * int(batch) / p50, "run_id": run.run_id, "requests": len(group),
-                     "windows": windows, "overhead_ms": overhead, "batches": round(group["weight"].sum()),
+                     "windows": windows, "overhead_ms": overhead, "overhead_ms_p99": max(overhead, overhead_p99), "batches": round(group["weight"].sum()),
                      "calibration": k, "enforcement": run.enforcement})
     return rows
 

@@ -8,7 +8,8 @@ sends each to the replica with the fewest outstanding requests (ties in turn, as
 `max_batch` items or its oldest request has waited `max_queue_delay_ms`, one batch at a time
 (`serving.batcher`). A batch of n items takes a time drawn from a lognormal whose median is the
 measured p50 service time of n items (interpolated between measured batch sizes) and whose p99 is
-the measured p99; every request adds the measured per-request overhead (transport, decoding).
+the measured p99; every request adds a per-request overhead (transport, decoding) drawn around its
+measured p50 and p99.
 
 `mm1_quantile` / `md1_mean_ms` are the closed forms the tests check the simulation against.
 """
@@ -70,6 +71,7 @@ class ServiceCurve:
     batches: np.ndarray
     sigmas: np.ndarray
     overhead_ms: float
+    overhead_sigma: float = 0.0
 
     @classmethod
     def from_profile(cls, rows: pd.DataFrame) -> ServiceCurve:
@@ -87,8 +89,11 @@ class ServiceCurve:
         sigma = np.clip(np.log(np.maximum(rows["service_ms_p99"].to_numpy(float), p50) / p50) / _Z99, 0, _MAX_SIGMA)
         fixed, per_item = _fit_line(batch, p50, weight)
         overhead = float(rows["overhead_ms"].median()) if "overhead_ms" in rows else 0.0
+        spread = 0.0
+        if overhead > 0 and "overhead_ms_p99" in rows and rows["overhead_ms_p99"].notna().any():
+            spread = min(_MAX_SIGMA, max(0.0, math.log(float(rows["overhead_ms_p99"].median()) / overhead) / _Z99))
         by_size = pd.DataFrame({"batch": batch, "sigma": sigma}).groupby("batch")["sigma"].median()
-        return cls(fixed, per_item, by_size.index.to_numpy(float), by_size.to_numpy(float), overhead)
+        return cls(fixed, per_item, by_size.index.to_numpy(float), by_size.to_numpy(float), overhead, spread)
 
     def sigma_of(self, items: np.ndarray | int) -> np.ndarray:
         return np.interp(np.maximum(np.asarray(items, dtype=float), 1.0), self.batches, self.sigmas)
@@ -237,7 +242,8 @@ def _simulate(curve: ServiceCurve, *, rng: np.random.Generator, count: int, repl
         start(r, now)
     while events:
         handle(heapq.heappop(events))
-    return done_at - arrivals + curve.overhead_ms
+    # Transport and decoding outside the replica's queue: each request its own draw around the measured p50.
+    return done_at - arrivals + curve.overhead_ms * np.exp(curve.overhead_sigma * rng.standard_normal(count))
 
 
 def mm1_quantile_ms(q: float, *, service_ms: float, rate_rps: float) -> float:

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import ProfilingError
 
-__all__ = ["CANDIDATE_COLUMNS", "FANOUT_COLUMNS", "PROFILE_COLUMNS", "ServiceProfile", "check_columns"]
+__all__ = ["CANDIDATE_COLUMNS", "FANOUT_COLUMNS", "PROFILE_COLUMNS", "PROFILE_REQUIRED", "ServiceProfile",
+           "check_columns", "with_profile_defaults"]
 
 
 class ServiceProfile(BaseModel):
@@ -44,6 +45,8 @@ class ServiceProfile(BaseModel):
     """The server's max_batch_size during the measurement."""
     overhead_ms: float = 0.0
     """p50 of everything a request spends outside the queue and the batch (transport, decoding)."""
+    overhead_ms_p99: float | None = None
+    """Its p99 (the simulation draws each request's overhead from a lognormal of this p50 and p99)."""
     batches: int = 0
     """Batches of this size the row is computed from."""
     max_queue_delay_ms: float = 2.0
@@ -53,6 +56,21 @@ class ServiceProfile(BaseModel):
 
 
 PROFILE_COLUMNS: list[str] = list(ServiceProfile.model_fields)
+PROFILE_REQUIRED: list[str] = PROFILE_COLUMNS[: PROFILE_COLUMNS.index("windows") + 1]
+"""The contract's columns: what a profile table must hold to be predicted from (`with_profile_defaults`
+fills the rest: max_batch = the largest batch measured, 2 ms queue delay, no overhead)."""
+
+
+def with_profile_defaults(profiles: pd.DataFrame) -> pd.DataFrame:
+    """`profiles` with the optional columns filled where a table (e.g. a generated one) lacks them."""
+    check_columns(profiles, PROFILE_REQUIRED, "service profile")
+    out = profiles.copy()
+    if "max_batch" not in out:
+        out["max_batch"] = out.groupby(["step", "variant", "cpu", "threads"])["batch"].transform("max")
+    for column, value in (("max_queue_delay_ms", 2.0), ("overhead_ms", 0.0), ("accuracy", float("nan"))):
+        if column not in out:
+            out[column] = value
+    return out
 FANOUT_COLUMNS: list[str] = ["detector_variant", "crops_per_image_mean", "crops_per_image_std", "images",
                              "calls_per_image", "crops_per_call_mean"]
 CANDIDATE_COLUMNS: list[str] = [

@@ -92,6 +92,8 @@ class SweepSpec(BaseModel):
     """Cores left to the load generator and the gateway; None: 1 on up to 4 cores, else 2."""
     multi_replica_per_step: int = Field(default=2, ge=0)
     """Multi-replica configurations measured per step (those that fit beside the reserve); the rest predicted."""
+    multi_duration_factor: float = Field(default=2.0, ge=1.0)
+    """Their open loop runs this many times `duration_s`: they are what the predictions are checked against."""
     variant_count: int = Field(default=4, ge=1)
     """Variants per step when a step lists none (`default_variants`)."""
     pipeline_pairs: int = Field(default=1, ge=0)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import ProfilingError
 from ..files import atomic_write_text
-from .schema import CANDIDATE_COLUMNS, FANOUT_COLUMNS, PROFILE_COLUMNS, check_columns
+from .schema import CANDIDATE_COLUMNS, FANOUT_COLUMNS, PROFILE_REQUIRED, check_columns
 from .sla import SlaSpec
 
 __all__ = ["SWEEP_FILES", "SweepData", "load_sweep", "save_sweep"]
@@ -61,7 +61,7 @@ def load_sweep(reports_dir: Path) -> SweepData:
         raise ProfilingError(f"no sweep in '{folder}': {', '.join(missing)} missing; run "
                              "notebooks/04_scaling_sweep.ipynb first (smoke=True writes reports/smoke/)")
     frames = {key: pd.read_csv(folder / SWEEP_FILES[key]) for key in ("profiles", "fanout", "candidates")}
-    check_columns(frames["profiles"], PROFILE_COLUMNS, "service profile")
+    check_columns(frames["profiles"], PROFILE_REQUIRED, "service profile")
     check_columns(frames["fanout"], FANOUT_COLUMNS[:2], "fan-out")
     check_columns(frames["candidates"], CANDIDATE_COLUMNS, "candidate")
     meta = json.loads((folder / SWEEP_FILES["meta"]).read_text())

@@ -92,3 +92,12 @@ def test_save_and_load_sweep(tmp_path, table: pd.DataFrame) -> None:
     assert sla.latency_ms == 400 and machine == {"cores": 2}
     with pytest.raises(ProfilingError, match="notebooks/04_scaling_sweep.ipynb"):
         load_sweep(tmp_path / "nowhere")
+
+
+def test_a_table_of_only_the_contract_columns_is_enough() -> None:
+    from milestone_lib.profiling import PROFILE_REQUIRED
+
+    table = candidate_table(synthetic_profiles()[PROFILE_REQUIRED], pipeline_rate_rps=20, fanout=synthetic_fanout(),
+                            replicas=[1])
+    assert (table["batch"] == 8).all()  # max_batch defaults to the largest batch measured
+    assert table["accuracy"].isna().all() and table["p99_ms"].notna().all()

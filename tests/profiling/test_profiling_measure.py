@@ -98,6 +98,6 @@ def test_frames_have_the_contract_columns(sweep) -> None:
 
     result, candidates = sweep
     assert list(candidates.columns) == CANDIDATE_COLUMNS
-    assert set(PROFILE_COLUMNS) <= set(result.profiles.columns)
+    assert set(PROFILE_COLUMNS) <= set(result.profiles.columns)  # every contract column, the optional ones too
     assert isinstance(result.machine["cores"], int) and result.machine["packages"]
     assert isinstance(result.latencies, pd.DataFrame) and len(result.latencies)
