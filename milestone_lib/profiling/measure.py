@@ -107,7 +107,7 @@ def profile_rows(run: ConfigRun) -> list[dict[str, Any]]:
     sat = _ok(run.saturation, step)
     light = _ok(run.at_rate, step) if run.at_rate is not None else pd.DataFrame(columns=sat.columns)
     k = _calibration(run, sat)
-    frame = pd.concat([sat.assign(stage_ms=sat["stage_ms"] * k), light])
+    frame = pd.concat([sat.assign(stage_ms=sat["stage_ms"] * k, saturated=1.0), light.assign(saturated=0.0)])
     if frame.empty:
         return []
     spent = (light if not light.empty else sat)["overhead_ms"]
@@ -125,7 +125,8 @@ def profile_rows(run: ConfigRun) -> list[dict[str, Any]]:
                      "batch": int(batch), "service_ms": p50, "service_ms_p99": max(p99, p50),
                      "items_per_s": 1000.0 * int(batch) / p50, "run_id": run.run_id, "requests": len(group),
                      "windows": windows, "overhead_ms": overhead, "overhead_ms_p99": max(overhead, overhead_p99), "batches": round(group["weight"].sum()),
-                     "calibration": k, "enforcement": run.enforcement})
+                     "calibration": k, "enforcement": run.enforcement,
+                     "saturation_share": float((group["weight"] * group["saturated"]).sum() / group["weight"].sum())})
     return rows
 
 

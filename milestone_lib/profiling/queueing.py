@@ -9,7 +9,8 @@ sends each to the replica with the fewest outstanding requests (ties in turn, as
 (`serving.batcher`). A batch of n items takes a time drawn from a lognormal whose median is the
 measured p50 service time of n items (interpolated between measured batch sizes) and whose p99 is
 the measured p99; every request adds a per-request overhead (transport, decoding) drawn around its
-measured p50 and p99.
+measured p50 and p99. A replica allocated less CPU than it runs threads is throttled as the kernel's
+CFS quota does: it runs at most `cpu / threads` of each 100 ms period.
 
 `mm1_quantile` / `md1_mean_ms` are the closed forms the tests check the simulation against.
 """
@@ -34,6 +35,7 @@ SIMULATION_MODEL = "des-jsq-batching"
 """How predictions are labelled: discrete-event simulation, join-the-least-outstanding, dynamic batching."""
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99: lognormal sigma from p50 and p99
 _MAX_SIGMA = 1.0
+_PERIOD_MS = 100.0  # the CFS period the local backend's quotas use (deploy.local.cgroups.PERIOD_US)
 Distribution = Literal["lognormal", "exponential", "deterministic"]
 
 
@@ -72,6 +74,9 @@ class ServiceCurve:
     sigmas: np.ndarray
     overhead_ms: float
     overhead_sigma: float = 0.0
+    quota: float = 1.0
+    """Share of each CFS period the replica may run (cpu / threads, at most 1): below 1 a batch pauses
+    whenever the period's budget is spent, as the kernel throttles a cgroup."""
 
     @classmethod
     def from_profile(cls, rows: pd.DataFrame) -> ServiceCurve:
@@ -87,13 +92,20 @@ class ServiceCurve:
             raise ProfilingError(f"service times {p50.tolist()} must be above 0 ms")
         weight = rows["batches"].to_numpy(float).clip(min=1) if "batches" in rows else np.ones(len(rows))
         sigma = np.clip(np.log(np.maximum(rows["service_ms_p99"].to_numpy(float), p50) / p50) / _Z99, 0, _MAX_SIGMA)
-        fixed, per_item = _fit_line(batch, p50, weight)
+        quota = 1.0
+        if {"cpu", "threads"} <= set(rows.columns):
+            quota = min(1.0, float(rows["cpu"].iloc[0]) / max(1, int(rows["threads"].iloc[0])))
+        # Rows timed at saturation include the throttled pauses; their work is the quota's share of it.
+        # Rows timed under light load ran within the budget: their time is the work itself.
+        share = rows["saturation_share"].fillna(1.0).to_numpy(float) if "saturation_share" in rows else 1.0
+        work = p50 * (1.0 - share * (1.0 - quota))
+        fixed, per_item = _fit_line(batch, work, weight)
         overhead = float(rows["overhead_ms"].median()) if "overhead_ms" in rows else 0.0
         spread = 0.0
         if overhead > 0 and "overhead_ms_p99" in rows and rows["overhead_ms_p99"].notna().any():
             spread = min(_MAX_SIGMA, max(0.0, math.log(float(rows["overhead_ms_p99"].median()) / overhead) / _Z99))
         by_size = pd.DataFrame({"batch": batch, "sigma": sigma}).groupby("batch")["sigma"].median()
-        return cls(fixed, per_item, by_size.index.to_numpy(float), by_size.to_numpy(float), overhead, spread)
+        return cls(fixed, per_item, by_size.index.to_numpy(float), by_size.to_numpy(float), overhead, spread, quota)
 
     def sigma_of(self, items: np.ndarray | int) -> np.ndarray:
         return np.interp(np.maximum(np.asarray(items, dtype=float), 1.0), self.batches, self.sigmas)
@@ -103,8 +115,8 @@ class ServiceCurve:
         return self.fixed_ms + self.per_item_ms * np.maximum(np.asarray(items, dtype=float), 1.0)
 
     def capacity_items_per_s(self, max_batch: int) -> float:
-        """Items one replica computes per second when every batch is full."""
-        return 1000.0 * max_batch / float(self.median_ms(max_batch))
+        """Items one replica computes per second when every batch is full (within its quota)."""
+        return self.quota * 1000.0 * max_batch / float(self.median_ms(max_batch))
 
 
 def _fit_line(batch: np.ndarray, ms: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
@@ -185,6 +197,24 @@ def _simulate(curve: ServiceCurve, *, rng: np.random.Generator, count: int, repl
     timer_at = [math.inf] * replicas
     events: list[tuple[float, int, int, tuple[int, ...]]] = []  # (time, kind 0 done / 1 timer, replica, batch)
     draws = 0
+    period_of = [-1] * replicas
+    used = [0.0] * replicas
+    budget = curve.quota * _PERIOD_MS
+
+    def finish(r: int, now: float, work: float) -> float:
+        """When `work` ms that start at `now` end, pausing whenever the period's budget is spent."""
+        if curve.quota >= 1.0:
+            return now + work
+        while work > 1e-9:
+            period = math.floor(now / _PERIOD_MS)
+            if period != period_of[r]:
+                period_of[r], used[r] = period, 0.0
+            if used[r] >= budget - 1e-9:
+                now = (period + 1) * _PERIOD_MS
+                continue
+            run = min(work, budget - used[r], (period + 1) * _PERIOD_MS - now)
+            now, used[r], work = now + run, used[r] + run, work - run
+        return now
 
     def start(r: int, now: float) -> None:
         nonlocal draws
@@ -216,7 +246,7 @@ def _simulate(curve: ServiceCurve, *, rng: np.random.Generator, count: int, repl
                 service += base * math.exp(sigma[piece] * noise[draws % count])
             draws += 1
         busy[r] = True
-        heapq.heappush(events, (now + service, 0, r, tuple(batch)))
+        heapq.heappush(events, (finish(r, now, service), 0, r, tuple(batch)))
 
     def handle(event: tuple[float, int, int, tuple[int, ...]]) -> None:
         now, kind, r, batch = event

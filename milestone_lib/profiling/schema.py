@@ -49,6 +49,9 @@ class ServiceProfile(BaseModel):
     """Its p99 (the simulation draws each request's overhead from a lognormal of this p50 and p99)."""
     batches: int = 0
     """Batches of this size the row is computed from."""
+    saturation_share: float = 1.0
+    """Share of this row's batches timed at saturation (their times include quota pauses) rather than
+    under light load."""
     max_queue_delay_ms: float = 2.0
     """The server's max_queue_delay_ms during the measurement."""
     accuracy: float | None = None

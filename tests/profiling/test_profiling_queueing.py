@@ -61,3 +61,15 @@ def test_rows_of_two_configurations_are_refused() -> None:
         predict_step(rows[rows.step == "detect"], replicas=1, rate_rps=5, max_batch=8, max_queue_delay_ms=2)
     with pytest.raises(ProfilingError, match="replicas >= 1 \\(got 0\\)"):
         predict_step(single_server(1.0), replicas=0, rate_rps=5, max_batch=1, max_queue_delay_ms=0)
+
+
+def test_a_cpu_quota_halves_capacity_but_not_a_lone_request() -> None:
+    one_cpu = single_server(10.0).assign(cpu=1.0, threads=1, saturation_share=0.0)
+    half = one_cpu.assign(cpu=0.5)
+    lone = [predict_step(rows, replicas=1, rate_rps=2, max_batch=1, max_queue_delay_ms=0, distribution="deterministic",
+                         seed=4) for rows in (one_cpu, half)]
+    assert lone[0].p50_ms == pytest.approx(10.0) and lone[1].p50_ms == pytest.approx(10.0)  # within its budget
+    assert lone[1].max_throughput_rps == pytest.approx(lone[0].max_throughput_rps / 2)
+    busy = [predict_step(rows, replicas=1, rate_rps=45, max_batch=1, max_queue_delay_ms=0,
+                         distribution="deterministic", seed=5) for rows in (one_cpu, half)]
+    assert busy[1].p99_ms > 2 * busy[0].p99_ms  # throttled: paused until the next 100 ms period
