@@ -80,11 +80,22 @@ def _gateway_ms(candidates: pd.DataFrame, measured_pipeline: pd.DataFrame) -> fl
     return max(0.0, float(row["p50_ms"] - d.iloc[0]["p50_ms"] - c.iloc[0]["p50_ms"]))
 
 
+def _pair_row(d: pd.Series | None, c: pd.Series | None, base: dict, gateway_ms: float, sla: SlaSpec) -> dict:
+    if d is None or c is None:
+        return {**base, "cost": math.nan, "p50_ms": math.nan, "p99_ms": math.nan, "meets_sla": False,
+                "scale": base["scale"] + ": no allocation meets both step budgets"}
+    p99 = float(d["p99_ms"] + c["p99_ms"] + gateway_ms)
+    return {**base, "scale": f"detect {int(d['replicas'])}x{d['cpu']:g} + classify {int(c['replicas'])}x{c['cpu']:g}",
+            "cost": float(d["cost"] + c["cost"]), "p50_ms": float(d["p50_ms"] + c["p50_ms"] + gateway_ms),
+            "p99_ms": p99, "meets_sla": p99 <= sla.latency_ms}
+
+
 def pipeline_table(candidates: pd.DataFrame, sla: SlaSpec, *, pipeline_accuracy: pd.DataFrame | None = None,
                    measured_pipeline: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Detector x classifier at the cheapest scale where each step meets its budget: end-to-end latency
-    (predicted: the steps' percentiles added, plus what the gateway adds as measured), cost and mAP;
-    the pairs measured through the gateway follow as `measured` rows."""
+    """Detector x classifier x scale: for each pair, the cheapest configuration of each step within its
+    budget at every replica count (and overall); end-to-end latency (predicted: the steps' percentiles
+    added, plus what the gateway adds as measured), cost and mAP; pairs measured through the gateway
+    follow as `measured` rows."""
     gateway_ms = _gateway_ms(candidates, measured_pipeline)
     accuracy = {}
     if pipeline_accuracy is not None and not pipeline_accuracy.empty:
@@ -93,32 +104,31 @@ def pipeline_table(candidates: pd.DataFrame, sla: SlaSpec, *, pipeline_accuracy:
     rows = []
     detectors = sorted(candidates.loc[candidates["step"] == "detect", "variant"].unique())
     classifiers = sorted(candidates.loc[candidates["step"] == "classify", "variant"].unique())
+    scales: list[int | None] = [None, *sorted(candidates["replicas"].unique())]
+    model = f"step percentiles added + {gateway_ms:.1f} ms gateway (an upper bound of the tail)"
     for detector in detectors:
         for classifier in classifiers:
-            d = best_configuration(candidates[candidates["variant"] == detector], "detect")
-            c = best_configuration(candidates[candidates["variant"] == classifier], "classify",
-                                   detector_variant=detector)
             m = accuracy.get((detector, classifier), (math.nan, math.nan))
-            row = {"detector_variant": detector, "classifier_variant": classifier, "e2e_mAP50-95": m[0],
-                   "e2e_mAP50": m[1], "source": "predicted",
-                   "model": f"step percentiles added + {gateway_ms:.1f} ms gateway (an upper bound of the tail)"}
-            if d is None or c is None:
-                rows.append({**row, "scale": "no scale meets both step budgets", "cost": math.nan,
-                             "p50_ms": math.nan, "p99_ms": math.nan, "meets_sla": False})
-                continue
-            p99 = float(d["p99_ms"] + c["p99_ms"] + gateway_ms)
-            rows.append({**row, "scale": f"detect {int(d['replicas'])}x{d['cpu']:g} + classify "
-                                         f"{int(c['replicas'])}x{c['cpu']:g}",
-                         "cost": float(d["cost"] + c["cost"]), "p50_ms": float(d["p50_ms"] + c["p50_ms"] + gateway_ms),
-                         "p99_ms": p99, "meets_sla": p99 <= sla.latency_ms})
+            for replicas in scales:
+                pool = candidates if replicas is None else candidates[candidates["replicas"] == replicas]
+                d = best_configuration(pool[pool["variant"] == detector], "detect")
+                c = best_configuration(pool[pool["variant"] == classifier], "classify", detector_variant=detector)
+                base = {"detector_variant": detector, "classifier_variant": classifier, "e2e_mAP50-95": m[0],
+                        "e2e_mAP50": m[1], "source": "predicted", "model": model,
+                        "scale": "cheapest" if replicas is None else f"{replicas} replica(s) per step"}
+                row = _pair_row(d, c, base, gateway_ms, sla)
+                row["scale_choice"] = base["scale"]
+                rows.append(row)
     table = pd.DataFrame(rows)
     if measured_pipeline is not None and not measured_pipeline.empty:
         measured = measured_pipeline.assign(
             scale=lambda f: "detect " + f["detect_replicas"].astype(str) + "x" + f["detect_cpu"].map("{:g}".format)
             + " + classify " + f["classify_replicas"].astype(str) + "x" + f["classify_cpu"].map("{:g}".format),
-            meets_sla=lambda f: f[sla.quantile_column] <= sla.latency_ms, model="through the gateway")
+            meets_sla=lambda f: f[sla.quantile_column] <= sla.latency_ms, model="through the gateway",
+            scale_choice="measured")
         measured["e2e_mAP50-95"] = [accuracy.get((r.detector_variant, r.classifier_variant), (np.nan,))[0]
                                     for r in measured.itertuples()]
         table = pd.concat([table, measured[[c for c in measured.columns if c in set(table.columns) | {"trace"}]]],
                           ignore_index=True)
+    table = table.drop_duplicates(subset=["detector_variant", "classifier_variant", "scale", "source"])
     return table.sort_values(["meets_sla", "e2e_mAP50-95", "cost"], ascending=[False, False, True]).reset_index(drop=True)

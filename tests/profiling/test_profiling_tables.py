@@ -60,7 +60,14 @@ def test_pipeline_table_pairs_every_detector_and_classifier(candidates: pd.DataF
     accuracy = pd.DataFrame({"detector": ["yolov8n-onnx-fp32"], "classifier": ["resnet-tiny-onnx-fp32"],
                              "mAP50-95": [0.4], "mAP50": [0.6]})
     table = pipeline_table(candidates, SlaSpec(), pipeline_accuracy=accuracy)
-    assert len(table) == 4 and (table["source"] == "predicted").all()
+    assert (table["source"] == "predicted").all()
+    # the cheapest scale, then each replica count unless it repeats the cheapest one
+    assert "cheapest" in set(table["scale_choice"]) and set(table["scale_choice"]) <= {
+        "cheapest", "1 replica(s) per step", "2 replica(s) per step", "3 replica(s) per step"}
+    assert not table[["detector_variant", "classifier_variant", "scale"]].duplicated().any()
+    assert table.groupby(["detector_variant", "classifier_variant"]).size().between(1, 4).all()
+    table = table[table["scale_choice"] == "cheapest"]
+    assert len(table) == 4
     row = table[(table.detector_variant == "yolov8n-onnx-fp32") & (table.classifier_variant == "resnet-tiny-onnx-fp32")]
     assert row["e2e_mAP50-95"].iloc[0] == 0.4
     assert (table["p99_ms"] >= table["p50_ms"]).all()
