@@ -98,12 +98,16 @@ def reference_tables(folder: Path) -> dict[str, pd.DataFrame]:
     return {p.stem: pd.read_csv(p) for p in sorted(folder.glob("*.csv"))} if folder.is_dir() else {}
 
 
-def push_results(tables: dict[str, pd.DataFrame], *, run: str) -> str:
-    """Push the tables to the registry's results (profiles/<run>/); a sentence saying what happened."""
-    try:
-        from ..registry import open_registry
+def push_results(tables: dict[str, pd.DataFrame], *, run: str, registry: Any = None) -> str:
+    """Push the tables to the registry's results (profiles/<run>/<name>.csv); a sentence saying what happened.
 
-        registry = open_registry(start_local=False)
+    `registry`: a `ModelRegistry` (default: the one the environment names, not started if none answers).
+    """
+    try:
+        if registry is None:
+            from ..registry import open_registry
+
+            registry = open_registry(start_local=False)
         for name, table in tables.items():
             registry.push_profile(table, name=name, run=run)
     except (MilestoneError, OSError) as exc:
