@@ -43,7 +43,8 @@ clean: _stop-servers  ## stop what runs, then remove generated files (datasets, 
 # What `make milestone` may leave running; without a venv nothing of ours can have started it.
 _stop-servers:
 	@if [ -x $(PY) ]; then $(PY) -m milestone_lib.registry down || echo "warning: could not stop the local registry"; \
-	else echo "no $(VENV): no local registry to stop"; fi
+	$(PY) -m milestone_lib.containers down || echo "warning: could not stop the private Docker engine"; \
+	else echo "no $(VENV): no local registry or Docker engine to stop"; fi
 
 .PHONY: k8s  # phony: k8s/ is also a folder, which would make the target look up to date
 k8s: setup  ## rewrite k8s/ (the default deployment's manifests + kustomization.yaml) from the renderer

@@ -30,10 +30,17 @@ def _milestone(args: argparse.Namespace) -> None:
 
 
 def _left_running() -> str:
-    """What the notebooks left running on purpose (the local registry) and how to stop it."""
+    """What the notebooks left running on purpose (the local registry, the private Docker engine) and how to stop it."""
+    from .containers.engine import describe_private_engine
     from .registry.local_server import describe_left_running
 
-    return describe_left_running()
+    lines = describe_left_running().splitlines()
+    engine = describe_private_engine()
+    if engine is None:
+        return "\n".join(lines)
+    if lines[0] != "Left running:":  # "Left running: nothing ..." of the registry
+        lines = ["Left running:"]
+    return "\n".join([*lines, f"  {engine}"])
 
 
 def main(argv: list[str] | None = None) -> int:

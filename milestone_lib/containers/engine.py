@@ -100,6 +100,16 @@ def _pid(directory: Path) -> int | None:
     return pid
 
 
+def describe_private_engine(settings: ProjectSettings | None = None) -> str | None:
+    """One line naming this checkout's running private engine and how to stop it; None when it does not run."""
+    directory = private_engine_dir(settings)
+    pid = _pid(directory)
+    if pid is None:
+        return None
+    return (f"private Docker engine (pid {pid}) at unix://{directory / 'docker.sock'}, data in {directory / 'data'}; "
+            "stop it with `make docker-down` (`make clean` stops it too)")
+
+
 def start_private_engine(settings: ProjectSettings | None = None, *, timeout_s: float = 60.0) -> str:
     """Start dockerd with its data root and socket under `<cache_dir>/docker/`; its URL. Idempotent."""
     directory = private_engine_dir(settings)

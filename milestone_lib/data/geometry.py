@@ -7,7 +7,9 @@ crop or a box means the same thing in every stage.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -30,13 +32,33 @@ class Letterbox:
 
 
 def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with OpenCV: area averaging to shrink, bilinear to enlarge; unchanged if already that size."""
-    import cv2  # opencv comes with ultralytics; imported lazily to keep module import cheap
+    """Resize: area averaging to shrink, bilinear to enlarge; unchanged if already that size.
 
+    OpenCV where it is installed (ultralytics brings it), else Pillow's box / bilinear filters,
+    which agree with it within one grey level per pixel (tests/data/test_geometry.py): the
+    serving image leaves OpenCV's 150 MB out.
+    """
     if image.shape[1] == width and image.shape[0] == height:
         return image
-    interp = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interp)
+    shrink = width < image.shape[1]
+    cv2 = _opencv()
+    if cv2 is not None:
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        return cv2.resize(image, (width, height), interpolation=interp)
+    from PIL import Image
+
+    method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(image).resize((width, height), method))
+
+
+@functools.cache
+def _opencv() -> ModuleType | None:
+    # imported on first use: importing OpenCV costs a few hundred ms that most callers never need
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
 
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:

@@ -53,3 +53,23 @@ def test_cut_crops_resizes_each_box_and_keeps_degenerate_boxes_inside_the_image(
 def test_letterbox_refuses_what_is_not_an_image(image: np.ndarray, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         letterbox(image, 32)
+
+
+@pytest.mark.parametrize("size", [(128, 96), (160, 120), (48, 48), (700, 525)])
+def test_pillow_resize_stays_close_to_opencv(size: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # the serving image has no OpenCV: its Pillow path must give (nearly) the inputs we measured with
+    import cv2
+
+    from milestone_lib.data import geometry
+
+    rng = np.random.default_rng(0)
+    image = (90 + rng.integers(0, 20, (478, 638, 3))).astype(np.uint8)  # noisy background, odd size
+    for _ in range(12):
+        centre = (int(rng.integers(20, 600)), int(rng.integers(20, 440)))
+        cv2.circle(image, centre, int(rng.integers(4, 30)), [int(c) for c in rng.integers(0, 255, 3)], -1)
+    with_opencv = geometry.resize_image(image, *size)
+    monkeypatch.setattr(geometry, "_opencv", lambda: None)
+    with_pillow = geometry.resize_image(image, *size)
+    assert with_pillow.shape == with_opencv.shape == (size[1], size[0], 3)
+    difference = np.abs(with_pillow.astype(int) - with_opencv)
+    assert difference.mean() < 0.6 and np.percentile(difference, 99) <= 4  # edges differ most
