@@ -47,6 +47,7 @@ from .spec import (
 )
 from .store import SWEEP_FILES, SweepData, load_sweep, save_sweep
 from .summary import (
+    beside_reference,
     best_configurations,
     best_samples,
     push_results,
@@ -81,6 +82,7 @@ __all__ = [
     "SweepData",
     "SweepResult",
     "SweepSpec",
+    "beside_reference",
     "best_configuration",
     "best_configurations",
     "best_samples",

@@ -15,7 +15,7 @@ from .sla import SlaSpec
 from .store import SweepData
 from .tables import best_configuration, describe_best
 
-__all__ = ["best_configurations", "best_samples", "push_results", "reference_tables", "scaling_efficiency",
+__all__ = ["beside_reference", "best_configurations", "best_samples", "push_results", "reference_tables", "scaling_efficiency",
            "sweep_data", "sweep_figures"]
 
 
@@ -96,6 +96,18 @@ def reference_tables(folder: Path) -> dict[str, pd.DataFrame]:
     """The 16-core reference run's tables under `folder` (reports/reference/), by file stem; {} if none."""
     folder = Path(folder)
     return {p.stem: pd.read_csv(p) for p in sorted(folder.glob("*.csv"))} if folder.is_dir() else {}
+
+
+def beside_reference(local: pd.DataFrame, reference: dict[str, pd.DataFrame], *, step: str = "detect") -> pd.DataFrame:
+    """The local efficiency table (`scaling_efficiency`) beside the reference run's for the same step and
+    model (its first `efficiency_<step>_*` table), by replicas."""
+    names = sorted(n for n in reference if n.startswith(f"efficiency_{step}_"))
+    left = local.set_index("replicas")[["max_throughput_rps", "efficiency", "source"]].add_prefix("here: ")
+    if not names:
+        return left.reset_index()
+    theirs = reference[names[0]].set_index("replicas")[["max_throughput_rps", "efficiency", "source"]]
+    out = left.join(theirs.add_prefix("reference: "), how="outer").reset_index()
+    return out.assign(**{"reference variant": names[0].removeprefix(f"efficiency_{step}_")})
 
 
 def push_results(tables: dict[str, pd.DataFrame], *, run: str, registry: Any = None) -> str:

@@ -102,3 +102,17 @@ def test_every_plot_draws_both_steps_and_saves_png_and_svg(candidates: pd.DataFr
     lines = [line for axis in figures["cost"].axes for line in axis.get_lines()]
     budget_lines = {round(float(line.get_ydata()[0])) for line in lines if len(line.get_ydata())}
     assert budget_lines >= {270, 180}
+
+
+def test_local_efficiency_beside_the_reference(candidates: pd.DataFrame) -> None:
+    from milestone_lib.profiling import beside_reference
+
+    local = scaling_efficiency(candidates, step="detect", variant="yolov8n-onnx-fp32")
+    reference = {"efficiency_detect_yolov8n-onnx-fp32": pd.DataFrame(
+        {"replicas": [1, 2, 8], "max_throughput_rps": [100.0, 180.0, 640.0], "efficiency": [1.0, 0.9, 0.8],
+         "source": "measured"})}
+    table = beside_reference(local, reference)
+    assert list(table["replicas"]) == [1, 2, 3, 8]  # both runs' scales, side by side
+    assert table.loc[table.replicas == 8, "reference: efficiency"].iloc[0] == 0.8
+    assert np.isnan(table.loc[table.replicas == 8, "here: efficiency"].iloc[0])
+    assert beside_reference(local, {}).columns[0] == "replicas"
