@@ -11,7 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PROJECT_ROOT", "ProjectSettings", "RegistrySettings", "configure_offline_environment", "run_settings"]
+__all__ = ["PROJECT_ROOT", "ProjectSettings", "RegistrySettings", "configure_offline_environment", "registry_run_settings",
+           "run_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,3 +121,12 @@ def run_settings(*, smoke: bool, settings: ProjectSettings | None = None) -> Pro
     # The smoke fields point at themselves, so applying this twice does not nest `smoke/smoke`.
     return settings.model_copy(update={"artifacts_dir": artifacts, "reports_dir": reports,
                                        "smoke_artifacts_dir": artifacts, "smoke_reports_dir": reports})
+
+
+def registry_run_settings(*, smoke: bool, settings: RegistrySettings | None = None) -> RegistrySettings:
+    """The registry settings a run uses: a smoke run publishes under `<pipeline>-smoke`, so a
+    deployment that asks the registry for `latest` never gets a smoke model."""
+    settings = settings or RegistrySettings()
+    if not smoke or settings.pipeline.endswith("-smoke"):
+        return settings
+    return settings.model_copy(update={"pipeline": f"{settings.pipeline}-smoke"})

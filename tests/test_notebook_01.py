@@ -39,7 +39,7 @@ def test_notebook_01_runs_in_smoke_mode(smoke_build: BuildResult, smoke_settings
     assert summary["variants_built"] == len(smoke_build.variants)
     assert summary["best_pipeline"]["mAP50"] > 0.2
     for name in ("variants.csv", "variants.md", "variants_accuracy_latency.png", "pipeline_accuracy.csv",
-                 "build_stages.md"):
+                 "build_stages.md", "fanout.csv"):
         assert (smoke_reports / name).stat().st_size > 0
     assert (smoke_reports / "variants.md").read_text().startswith("# Variants: accuracy and latency (smoke run)")
     assert [p.name for p in (tmp_path / "reports").iterdir()] == ["smoke"]  # nothing where a full run writes

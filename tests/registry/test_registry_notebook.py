@@ -10,7 +10,7 @@ import pytest
 from milestone_lib.contracts import MANIFEST_NAME
 from milestone_lib.registry import VERSION_RE, ModelRegistry
 from milestone_lib.report import load_figures
-from milestone_lib.settings import ProjectSettings, run_settings
+from milestone_lib.settings import ProjectSettings, registry_run_settings, run_settings
 
 pytest_plugins = ["tests.registry_fixtures"]
 
@@ -49,7 +49,9 @@ def test_notebook_02_runs_top_to_bottom(registry: ModelRegistry, tmp_path: Path,
     assert figures["variants_pushed"] == figures["versions_in_registry"] == figures["variants_in_registry"] == expected
     assert figures["pulled_files_verified"] == 1
     assert VERSION_RE.match(figures["pulled_version"])
-    assert {v.version for v in registry.list_versions(figures["pulled_variant"])} == {figures["pulled_version"]}
+    published = ModelRegistry(registry_run_settings(smoke=smoke, settings=registry.settings))
+    assert published.settings.pipeline.endswith("-smoke") == smoke  # smoke models never under the real name
+    assert {v.version for v in published.list_versions(figures["pulled_variant"])} == {figures["pulled_version"]}
     assert (run.reports_dir / "registry_variants.csv").is_file()
     assert (run.artifacts_dir / "pulled" / figures["pulled_variant"] / MANIFEST_NAME).is_file()
     executed = output.read_text()
