@@ -35,6 +35,7 @@ SIMULATION_MODEL = "des-jsq-batching"
 """How predictions are labelled: discrete-event simulation, join-the-least-outstanding, dynamic batching."""
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99: lognormal sigma from p50 and p99
 _MAX_SIGMA = 1.0
+_QUOTA_SIGMA = 0.25
 _PERIOD_MS = 100.0  # the CFS period the local backend's quotas use (deploy.local.cgroups.PERIOD_US)
 Distribution = Literal["lognormal", "exponential", "deterministic"]
 
@@ -102,8 +103,11 @@ class ServiceCurve:
         fixed, per_item = _fit_line(batch, work, weight)
         overhead = float(rows["overhead_ms"].median()) if "overhead_ms" in rows else 0.0
         spread = 0.0
-        if overhead > 0 and "overhead_ms_p99" in rows and rows["overhead_ms_p99"].notna().any():
+        # Under a quota the overhead's tail is mostly the quota's pauses, which the simulation adds itself.
+        if quota >= 1.0 and overhead > 0 and "overhead_ms_p99" in rows and rows["overhead_ms_p99"].notna().any():
             spread = min(_MAX_SIGMA, max(0.0, math.log(float(rows["overhead_ms_p99"].median()) / overhead) / _Z99))
+        if quota < 1.0:  # measured spreads under a quota are mostly its pauses, which the simulation adds itself
+            sigma = np.minimum(sigma, _QUOTA_SIGMA)
         by_size = pd.DataFrame({"batch": batch, "sigma": sigma}).groupby("batch")["sigma"].median()
         return cls(fixed, per_item, by_size.index.to_numpy(float), by_size.to_numpy(float), overhead, spread, quota)
 
