@@ -3,6 +3,8 @@
     spec.py        PipelineDeployment / StepDeployment / GatewayDeployment, load_deployment
     options.py     Batching, RegistryRef, per-backend option sections (local, docker, kubernetes)
     base.py        DeploymentBackend (the interface), DeploymentState, ReplicaState, Endpoints
+    replicas.py    ReplicaBackend: the deploy / scale sequence of the backends that start each replica
+    readiness.py   wait_until_ready: the poll loop over freshly started replicas
     variants.py    resolve_variant_folder: a step's folder, or a registry pull
     exit_hooks.py  teardown at interpreter exit and on SIGTERM
     factory.py     make_backend("local" | "docker" | "kubernetes", **options)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,12 +24,11 @@ import docker
 from ...containers.engine import connect_engine
 from ...errors import DeploymentError
 from ...net import free_port
-from ...serving.membership import Membership, wait_for_membership, write_endpoints
 from ...settings import ProjectSettings
-from .. import exit_hooks
-from ..base import DeploymentBackend, DeploymentState, Endpoints, ReplicaState
+from ..base import DeploymentState, ReplicaState
 from ..local.cores import CoreAllocator, available_cores
-from ..spec import GatewayDeployment, PipelineDeployment, StepDeployment
+from ..replicas import ReplicaBackend
+from ..spec import PipelineDeployment, StepDeployment
 from .containers import (
     LABEL,
     OWNER,
@@ -48,7 +45,7 @@ __all__ = ["DockerBackend"]
 _MOUNT = "/deploy"
 
 
-class DockerBackend(DeploymentBackend):
+class DockerBackend(ReplicaBackend[ReplicaContainer]):
     """Runs a `PipelineDeployment` as containers (host network) on the Docker engine.
 
     Args:
@@ -64,88 +61,26 @@ class DockerBackend(DeploymentBackend):
                  stop_timeout_s: float = 10.0, membership_timeout_s: float = 15.0,
                  settings: ProjectSettings | None = None, registry: object | None = None,
                  client: docker.DockerClient | None = None) -> None:
-        self.settings = settings or ProjectSettings()
-        self._workdir_arg = workdir
+        super().__init__(wait_ready=wait_healthy, stop=stop_containers, workdir=workdir, settings=settings,
+                         registry=registry, startup_timeout_s=startup_timeout_s,
+                         stop_timeout_s=stop_timeout_s, membership_timeout_s=membership_timeout_s)
         self.memory = memory
-        self.startup_timeout_s, self.stop_timeout_s = startup_timeout_s, stop_timeout_s
-        self.membership_timeout_s = membership_timeout_s
-        self.registry = registry
         self.client = client or connect_engine(self.settings)
         self._cores = available_cores()
         self._allocator = CoreAllocator(self._cores)
-        self._lock = threading.RLock()
-        self.spec: PipelineDeployment | None = None
-        self.workdir: Path | None = None
         self.deployment_id = ""
         self.swept: list[str] = []
         """Containers of crashed deployments removed by the last deploy."""
-        self._replicas: dict[str, list[ReplicaContainer]] = {}
-        self._gateway: ReplicaContainer | None = None
-        self._next_index: dict[str, int] = {}
-        self.membership = Membership(0)
+        self._images: dict[str, str] = {}
+        self._gateway_image = ""
 
     # ---------------------------------------------------------------- the interface
-
-    def deploy(self, spec: PipelineDeployment) -> DeploymentState:
-        with self._lock:
-            if self.spec is not None:
-                raise DeploymentError(f"this backend already runs deployment '{self.spec.name}'; call teardown() "
-                                      "first or use another DockerBackend")
-            self.swept = sweep_orphans(self.client)
-            images = {s.step: resolve_image(self.client, s, self.registry) for s in spec.steps}  # before any start
-            gateway_image = resolve_image(self.client, spec.gateway, self.registry)
-            for part in [*spec.steps, spec.gateway]:
-                check_cpu(part, len(self._cores))
-            exit_hooks.register(self)
-            self.spec = spec.model_copy(deep=True)
-            try:
-                self.workdir = self._make_workdir(spec.name)
-                self.deployment_id = secrets.token_hex(4)
-                started = []
-                for step in self.spec.steps:
-                    self._replicas[step.step], self._next_index[step.step] = [], 0
-                    started += [self._start_replica(step, images[step.step]) for _ in range(step.replicas)]
-                wait_healthy(started, self.startup_timeout_s)
-                self._write_endpoints()
-                self._gateway = self._start_gateway(self.spec.gateway, gateway_image)
-                wait_healthy([self._gateway], self.startup_timeout_s)
-                self._wait_membership()
-            except BaseException:
-                self.teardown()
-                raise
-            return self.status()
-
-    def scale(self, step: str, replicas: int) -> DeploymentState:
-        with self._lock:
-            step_spec = self._require_spec().step(step)
-            if replicas < 1:
-                raise DeploymentError(f"cannot scale step '{step}' to {replicas} replicas; a running pipeline needs "
-                                      "at least 1 (call teardown() to stop it)")
-            current = self._replicas[step]
-            if replicas > len(current):
-                image = resolve_image(self.client, step_spec, self.registry)
-                new = [self._start_replica(step_spec, image) for _ in range(replicas - len(current))]
-                try:
-                    wait_healthy(new, self.startup_timeout_s)
-                except BaseException:
-                    self._retire(new)
-                    raise
-                self._write_endpoints()
-                self._wait_membership()
-            elif replicas < len(current):
-                leaving = current[replicas:]
-                self._replicas[step] = current[:replicas]
-                self._write_endpoints()
-                self._wait_membership()  # no new request reaches `leaving` from here on
-                self._retire(leaving)
-            step_spec.replicas = replicas
-            return self.status()
 
     def status(self) -> DeploymentState:
         with self._lock:
             spec = self._require_spec()
             assert self._gateway is not None
-            states = [self._state(r) for r in [self._gateway, *self._all()]]
+            states = [self._state(r) for r in self._members(with_gateway=True)]
             warnings = [f"{s.label} ({s.placement['container']}) is {s.placement['status']}; "
                         f"see DockerBackend.logs('{s.label}')" for s in states if not s.alive]
             requested = sum(s.cpu for s in states)
@@ -157,37 +92,17 @@ class DockerBackend(DeploymentBackend):
                                    placement={"engine": self.client.api.base_url, "deployment_id": self.deployment_id,
                                               "workdir": str(self.workdir)})
 
-    def endpoints(self) -> Endpoints:
-        with self._lock:
-            self._require_spec()
-            assert self._gateway is not None
-            return Endpoints(gateway=self._gateway.address,
-                             steps={step: [r.address for r in reps] for step, reps in self._replicas.items()})
-
     def variant_folder(self, step: str) -> Path:
         """The local variant folder of the step (where one exists; the image holds its own copy)."""
         step_spec = self._require_spec().step(step)
         return step_spec.local_folder(self.settings.variants_dir)
-
-    def teardown(self) -> None:
-        with self._lock:
-            everything = ([self._gateway] if self._gateway else []) + self._all()
-            stop_containers(everything, self.stop_timeout_s)  # gateway first: no request reaches a stopped replica
-            if self.deployment_id:  # anything this deployment started that the lists missed
-                for container in self.client.containers.list(
-                        all=True, filters={"label": f"org.milestone.deployment-id={self.deployment_id}"}):
-                    container.remove(force=True)
-            self._replicas, self._gateway, self.spec = {}, None, None
-            self._allocator = CoreAllocator(self._cores)
-            self.membership = Membership(0)
-            exit_hooks.unregister(self)
 
     # ---------------------------------------------------------------- docker extras
 
     def logs(self, label: str, *, tail: int = 50) -> str:
         """The last lines of a replica's (`detect-0`) or the gateway's container log."""
         with self._lock:
-            for replica in ([self._gateway] if self._gateway else []) + self._all():
+            for replica in self._members(with_gateway=True):
                 if replica.label == label:
                     return replica.logs(tail)
         raise DeploymentError(f"no container '{label}' in this deployment; see status().placements for the labels")
@@ -195,29 +110,27 @@ class DockerBackend(DeploymentBackend):
     def containers(self) -> dict[str, str]:
         """`<step>-<index>` / `gateway` -> container id."""
         with self._lock:
-            return {r.label: r.container.id for r in ([self._gateway] if self._gateway else []) + self._all()}
+            return {r.label: r.container.id for r in self._members(with_gateway=True)}
 
-    # ---------------------------------------------------------------- internals
+    # ---------------------------------------------------------------- ReplicaBackend
 
-    def _all(self) -> list[ReplicaContainer]:
-        return [r for reps in self._replicas.values() for r in reps]
+    def _before_deploy(self, spec: PipelineDeployment) -> None:
+        self.swept = sweep_orphans(self.client)
+        self._images = {s.step: resolve_image(self.client, s, self.registry) for s in spec.steps}  # before any start
+        self._gateway_image = resolve_image(self.client, spec.gateway, self.registry)
+        for part in [*spec.steps, spec.gateway]:
+            check_cpu(part, len(self._cores))
 
-    def _require_spec(self) -> PipelineDeployment:
-        if self.spec is None:
-            raise DeploymentError("nothing is deployed; call deploy(spec) first")
-        return self.spec
+    def _prepare(self, spec: PipelineDeployment) -> None:
+        self.workdir = self._make_workdir(f"{spec.name}-docker-{time.strftime('%Y%m%d%H%M%S')}-")
+        self.workdir.chmod(0o755)  # the gateway runs as a non-root user and reads the endpoints file here
+        self.deployment_id = secrets.token_hex(4)
 
-    def _labels(self, role: str) -> dict[str, str]:
-        assert self.spec is not None
-        return {LABEL: self.spec.name, "org.milestone.deployment-id": self.deployment_id, OWNER: str(os.getpid()),
-                "org.milestone.role": role}
+    def _before_scale_up(self, step: StepDeployment) -> None:
+        self._images[step.step] = resolve_image(self.client, step, self.registry)
 
-    def _ports(self) -> set[int]:
-        return {r.port for r in ([self._gateway] if self._gateway else []) + self._all()}
-
-    def _start_replica(self, step: StepDeployment, image: str) -> ReplicaContainer:
-        index = self._next_index[step.step]
-        self._next_index[step.step] = index + 1
+    def _launch(self, step: StepDeployment, index: int) -> ReplicaContainer:
+        image = self._images[step.step]
         port = free_port(avoid=self._ports())
         folder = variant_dir(self.client, image, step.variant)
         b = step.batching
@@ -225,65 +138,61 @@ class DockerBackend(DeploymentBackend):
                    "--port", str(port), "--threads", str(step.thread_count), "--max-batch-size", str(b.max_batch_size),
                    "--max-queue-delay-ms", str(b.max_queue_delay_ms), "--max-queue-size", str(b.max_queue_size)]
         options = step.docker
-        replica = run_container(self.client, image=image, command=command, step=step.step, index=index, port=port,
-                                cpu=step.cpu, threads=step.thread_count, cores=self._allocator.take(step.cpu),
-                                memory=self.memory, labels=self._labels("step"),
-                                environment=dict(options.env) if options else {}, variant=step.variant)
-        self._replicas[step.step].append(replica)
-        return replica
+        return run_container(self.client, image=image, command=command, step=step.step, index=index, port=port,
+                             cpu=step.cpu, threads=step.thread_count, cores=self._allocator.take(step.cpu),
+                             memory=self.memory, labels=self._labels("step"),
+                             environment=dict(options.env) if options else {}, variant=step.variant)
 
-    def _start_gateway(self, gateway: GatewayDeployment, image: str) -> ReplicaContainer:
-        assert self.workdir is not None
+    def _start_gateway(self) -> ReplicaContainer:
+        assert self.workdir is not None and self.spec is not None
+        gateway = self.spec.gateway
         port = free_port(avoid=self._ports())
         command = ["python", "-m", "milestone_lib.serving.gateway", "--endpoints", f"{_MOUNT}/endpoints.json",
                    "--host", "127.0.0.1", "--port", str(port), "--policy", gateway.policy]
-        return run_container(self.client, image=image, command=command, step="gateway", index=0, port=port,
-                             cpu=gateway.cpu, threads=gateway.thread_count, cores=self._allocator.take(gateway.cpu),
-                             memory=self.memory, labels=self._labels("gateway"),
+        return run_container(self.client, image=self._gateway_image, command=command, step="gateway", index=0,
+                             port=port, cpu=gateway.cpu, threads=gateway.thread_count,
+                             cores=self._allocator.take(gateway.cpu), memory=self.memory,
+                             labels=self._labels("gateway"),
                              environment=dict(gateway.docker.env) if gateway.docker else {},
                              volumes={str(self.workdir): {"bind": _MOUNT, "mode": "ro"}}, variant="pipeline")
 
-    def _state(self, replica: ReplicaContainer) -> ReplicaState:
-        engine = replica.state()
-        return ReplicaState(step=replica.step, index=replica.index, variant=replica.variant, address=replica.address,
-                            cpu=replica.cpu, threads=replica.threads, alive=engine["status"] == "running",
-                            placement={**replica.placement(), **engine})
+    def _release(self, replica: ReplicaContainer) -> None:
+        self._allocator.release(replica.cores, replica.cpu)
 
-    def _retire(self, replicas: list[ReplicaContainer]) -> None:
-        for replica in replicas:
-            if replica in self._replicas.get(replica.step, []):
-                self._replicas[replica.step].remove(replica)
-            self._allocator.release(replica.cores, replica.cpu)
-        stop_containers(replicas, self.stop_timeout_s)
+    def _clean_up(self) -> None:
+        if self.deployment_id:  # anything this deployment started that the lists missed
+            for container in self.client.containers.list(
+                    all=True, filters={"label": f"org.milestone.deployment-id={self.deployment_id}"}):
+                container.remove(force=True)
+        self._allocator = CoreAllocator(self._cores)
 
-    def _make_workdir(self, name: str) -> Path:
-        if self._workdir_arg is not None:
-            path = Path(self._workdir_arg)
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            root = self.settings.cache_dir / "deploy"
-            root.mkdir(parents=True, exist_ok=True)
-            path = Path(tempfile.mkdtemp(prefix=f"{name}-docker-{time.strftime('%Y%m%d%H%M%S')}-", dir=root))
-        path.chmod(0o755)  # the gateway runs as a non-root user and reads the endpoints file here
-        return path
-
-    def _write_endpoints(self) -> None:
-        assert self.workdir is not None
-        path = write_endpoints(self.workdir / "endpoints.json",
-                               {step: sorted(r.address for r in reps) for step, reps in self._replicas.items()})
+    def _write_endpoints(self) -> Path:
+        path = super()._write_endpoints()
         path.chmod(0o644)
         now = time.time_ns()
         os.utime(path, ns=(now, now))  # after the chmod: a read that raced it is retried on this change
+        return path
 
     def _check_gateway(self) -> None:
         gateway = self._gateway
         if gateway is not None and gateway.state()["status"] in ("exited", "dead", "removed"):
             raise DeploymentError(f"the gateway container exited; its log ends with:\n{gateway.logs(15)}")
 
-    def _wait_membership(self) -> None:
-        assert self._gateway is not None
-        self.membership = wait_for_membership(
-            self._gateway.address, expected={s: sorted(r.address for r in reps) for s, reps in self._replicas.items()},
-            after_generation=self.membership.generation, timeout_s=self.membership_timeout_s,
-            check=self._check_gateway, hint="read DockerBackend.logs('gateway')",
-        )
+    def _gateway_hint(self) -> str:
+        return "read DockerBackend.logs('gateway')"
+
+    # ---------------------------------------------------------------- internals
+
+    def _labels(self, role: str) -> dict[str, str]:
+        assert self.spec is not None
+        return {LABEL: self.spec.name, "org.milestone.deployment-id": self.deployment_id, OWNER: str(os.getpid()),
+                "org.milestone.role": role}
+
+    def _ports(self) -> set[int]:
+        return {r.port for r in self._members(with_gateway=True)}
+
+    def _state(self, replica: ReplicaContainer) -> ReplicaState:
+        engine = replica.state()
+        return ReplicaState(step=replica.step, index=replica.index, variant=replica.variant, address=replica.address,
+                            cpu=replica.cpu, threads=replica.threads, alive=engine["status"] == "running",
+                            placement={**replica.placement(), **engine})

@@ -7,7 +7,6 @@ so a deployer killed with SIGKILL leaves nothing the next deploy does not clean 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,8 @@ from docker.errors import APIError, NotFound
 
 from ...errors import DeploymentError
 from ...serving.health import check_health
+from ..readiness import wait_until_ready
+from ..replicas import Replica
 
 __all__ = ["LABEL", "ReplicaContainer", "run_container", "stop_containers", "sweep_orphans", "wait_healthy"]
 
@@ -24,24 +25,14 @@ LABEL = "org.milestone.deployment"
 OWNER = "org.milestone.owner-pid"
 
 
-@dataclass(eq=False)
-class ReplicaContainer:
+@dataclass(eq=False, kw_only=True)
+class ReplicaContainer(Replica):
     """One running replica (or the gateway) and what it was given."""
 
-    step: str
-    index: int
     container: Any
     port: int
-    cpu: float
-    threads: int
     image: str
-    variant: str | None = None
-    cores: list[int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return "gateway" if self.step == "gateway" else f"{self.step}-{self.index}"
 
     @property
     def address(self) -> str:
@@ -94,23 +85,19 @@ def run_container(client: docker.DockerClient, *, image: str, command: list[str]
 
 def wait_healthy(replicas: list[ReplicaContainer], timeout_s: float) -> None:
     """Wait until each answers grpc.health.v1 SERVING; raise with the log of the first that cannot."""
-    deadline = time.monotonic() + timeout_s
-    pending = list(replicas)
-    while pending:
-        for replica in list(pending):
-            if check_health(replica.address, timeout_s=1.0) == "SERVING":
-                pending.remove(replica)
-            elif replica.state()["status"] in ("exited", "dead", "removed"):
-                raise DeploymentError(f"{replica.label} ({replica.image}) exited before it was ready; its log ends "
-                                      f"with:\n{replica.logs(15)}")
-        if pending and time.monotonic() > deadline:
-            first = pending[0]
-            raise DeploymentError(
-                f"{', '.join(r.label for r in pending)} did not answer health SERVING within {timeout_s:.0f} s; raise "
-                f"`startup_timeout_s` on a loaded machine; {first.label}'s log ends with:\n{first.logs(15)}"
-            )
-        if pending:
-            time.sleep(0.1)
+
+    def exited(replica: ReplicaContainer) -> str | None:
+        if replica.state()["status"] not in ("exited", "dead", "removed"):
+            return None
+        return f"{replica.label} ({replica.image}) exited before it was ready; its log ends with:\n{replica.logs(15)}"
+
+    def timed_out(pending: list[ReplicaContainer]) -> str:
+        first = pending[0]
+        return (f"{', '.join(r.label for r in pending)} did not answer health SERVING within {timeout_s:.0f} s; raise "
+                f"`startup_timeout_s` on a loaded machine; {first.label}'s log ends with:\n{first.logs(15)}")
+
+    wait_until_ready(replicas, timeout_s, ready=lambda r: check_health(r.address, timeout_s=1.0) == "SERVING",
+                     exited=exited, timed_out=timed_out, poll_s=0.1)
 
 
 def stop_containers(replicas: list[ReplicaContainer], timeout_s: float) -> None:

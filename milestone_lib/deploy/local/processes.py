@@ -17,33 +17,24 @@ from typing import IO, Any
 
 import psutil
 
-from ...errors import DeploymentError
 from ...net import parse_ready_line
+from ..readiness import wait_until_ready
+from ..replicas import Replica
 from .cgroups import CpuCgroup
 
 __all__ = ["LocalProcess", "pin", "spawn", "stop_processes", "wait_ready"]
 
 
-@dataclass(eq=False)
-class LocalProcess:
+@dataclass(eq=False, kw_only=True)
+class LocalProcess(Replica):
     """One server process and what it was given."""
 
-    step: str
-    index: int
     popen: subprocess.Popen[bytes]
     out_path: Path
     err_path: Path
-    cpu: float
-    threads: int
-    variant: str | None = None
-    cores: list[int] | None = None
     cgroup: CpuCgroup | None = None
     address: str = ""
     files: list[IO[bytes]] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return "gateway" if self.step == "gateway" else f"{self.step}-{self.index}"
 
     @property
     def pid(self) -> int:
@@ -105,27 +96,23 @@ def _ready_address(proc: LocalProcess) -> str | None:
 
 def wait_ready(processes: list[LocalProcess], timeout_s: float) -> None:
     """Wait until each process printed its READY line; raise naming the first that did not."""
-    deadline = time.monotonic() + timeout_s
-    pending = [p for p in processes if not p.address]
-    while pending:
-        for proc in list(pending):
-            address = _ready_address(proc)
-            if address is not None:
-                proc.address = address
-                pending.remove(proc)
-            elif not proc.alive():
-                raise DeploymentError(
-                    f"{proc.label} exited with code {proc.popen.returncode} before it was ready; "
-                    f"its log ({proc.err_path}) ends with:\n{proc.log_tail()}"
-                )
-        if pending and time.monotonic() > deadline:
-            labels = ", ".join(p.label for p in pending)
-            raise DeploymentError(
-                f"{labels} did not print READY within {timeout_s:.0f} s; raise `startup_timeout_s` on a "
-                f"loaded machine, or read {pending[0].err_path}:\n{pending[0].log_tail()}"
-            )
-        if pending:
-            time.sleep(0.05)
+
+    def ready(proc: LocalProcess) -> bool:
+        proc.address = _ready_address(proc) or ""
+        return bool(proc.address)
+
+    def exited(proc: LocalProcess) -> str | None:
+        if proc.alive():
+            return None
+        return (f"{proc.label} exited with code {proc.popen.returncode} before it was ready; "
+                f"its log ({proc.err_path}) ends with:\n{proc.log_tail()}")
+
+    def timed_out(pending: list[LocalProcess]) -> str:
+        return (f"{', '.join(p.label for p in pending)} did not print READY within {timeout_s:.0f} s; raise "
+                f"`startup_timeout_s` on a loaded machine, or read {pending[0].err_path}:\n{pending[0].log_tail()}")
+
+    wait_until_ready([p for p in processes if not p.address], timeout_s, ready=ready, exited=exited,
+                     timed_out=timed_out, poll_s=0.05)
 
 
 def stop_processes(processes: list[LocalProcess], timeout_s: float) -> None:
