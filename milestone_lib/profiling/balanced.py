@@ -9,8 +9,6 @@ request is accounted (sent = ok + failed + timeouts) and windows are cut the sam
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from ..loadgen.client import MODEL_INFER, LoadClient, make_request
+from ..loadgen.closed_loop import drive_closed_loop
 from ..loadgen.engine import LoadOptions, LoadSession, finish_run
 from ..loadgen.loop import run_sync, sleep_until
 from ..loadgen.profiles import PoissonRate, schedule
-from ..loadgen.stats import LoadResult, request_frame, window_metrics, windows_stable
+from ..loadgen.stats import LoadResult
 from ..serving.balancer import ReplicaPool
 from ..serving.protocol import MAX_MESSAGE_BYTES
 
@@ -80,35 +79,11 @@ async def _saturate(step: str, addresses: Sequence[str], payloads: Sequence[byte
                     opts: LoadOptions, min_windows: int, max_windows: int) -> LoadResult:
     window_s = opts.window_s or 1.0
     session = LoadSession(BalancedClient(step, addresses, payloads), None)
-    stop, counter = asyncio.Event(), itertools.count()
-    try:
-        t0 = time.perf_counter()
-
-        async def worker() -> None:
-            while not stop.is_set():
-                number, elapsed = next(counter), time.perf_counter() - t0
-                window = -1 if elapsed < opts.warmup_s else int((elapsed - opts.warmup_s) // window_s)
-                row = session.new_row(number, window, elapsed)
-                await session.client.send(number, row, opts.timeout_s, t0)
-
-        for _ in range(concurrency):
-            session.spawn(worker())
-        completed = 0
-        while completed < max_windows:  # windows until the last three agree (perf_analyzer), or the cap
-            await asyncio.sleep(max(0.0, t0 + opts.warmup_s + (completed + 1) * window_s - time.perf_counter()))
-            completed += 1
-            done = [r for r in session.rows if 0 <= r["window"] < completed and "status" in r]
-            if completed >= min_windows and done and windows_stable(
-                    window_metrics(request_frame([{k: r[k] for k in ("window", "status", "latency_ms")}
-                                                  for r in done]), window_s=window_s), opts.tolerance):
-                break
-        stop.set()
-        await session.drain()
+    try:  # the load generator's own closed loop, with the balanced client
+        completed = await drive_closed_loop(session, concurrency, opts, window_s=window_s,
+                                            min_windows=min_windows, max_windows=max_windows)
     finally:
         await session.close()
-    for row in session.rows:  # sent while the workers stopped: accounted, not measured
-        if row["window"] >= completed:
-            row["phase"], row["window"] = "cooldown", -2
     result = await finish_run(session, opts, duration_s=completed * window_s, window_s=window_s,
                               lag_from_schedule=False)
     result.summary.update(mode="closed", concurrency=concurrency, replicas=len(addresses))
