@@ -112,7 +112,7 @@ def _resolve(reference: str) -> object:
 
 def test_the_readme_and_every_notebook_name_what_they_use() -> None:
     # Guards the parsing: if a refactor of the README or the notebooks hides their imports, say so.
-    assert {"milestone_lib.deploy:LocalBackend", "milestone_lib.loadgen:run_open_loop",
+    assert {"milestone_lib.deploy:make_backend", "milestone_lib.loadgen:run_open_loop",
             "milestone_lib.variants.build:build_variants"} <= _readme_names()
     for notebook in NOTEBOOKS:
         assert any(name.startswith("milestone_lib.report:open_run") for name in _notebook_names()), notebook
