@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from milestone_lib.deploy import LocalBackend, PipelineDeployment, StepDeployment
-from milestone_lib.report import step_breakdown, step_columns
 from milestone_lib.loadgen import ConstantRate, load_images, run_open_loop
 from milestone_lib.notebooks import NOTEBOOKS_DIR, run_notebook
+from milestone_lib.report import step_breakdown, step_columns
 
 pytestmark = pytest.mark.slow
 

@@ -50,7 +50,12 @@ from .run import (
     scaled_replicas,
 )
 from .slides import build_slides
-from .variant_table import fanout_table, pipeline_accuracy_table, stage_table, variant_table
+from .variant_table import (
+    fanout_table,
+    pipeline_accuracy_table,
+    stage_table,
+    variant_table,
+)
 from .writers import reports_path, save_figure, write_table
 
 __all__ = [
