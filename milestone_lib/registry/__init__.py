@@ -6,7 +6,6 @@ without an explicit endpoint, from this checkout's local server (`local_server/`
 
     <models>/<pipeline>/<step>/<variant>/<version>/<file>...        the variant's files, as in its folder
     <models>/<pipeline>/<step>/<variant>/<version>/manifest.json    uploaded last: the version's commit mark
-    <images>/<name>                                                 container image tarballs
     <images>/blobs/sha256/<digest>, <images>/manifests/<repo>/<tag>.json   images as deduplicated layers
     <results>/profiles/<run>/<name>.csv                             profiling tables
     <results>/reports/<run>/<file>                                  report files (md, png, html...)
@@ -23,7 +22,7 @@ Modules:
     records.py  what operations return: VariantVersion, PushedVariant, PulledVariant, StoredObject
     store.py    S3Store: the connection, buckets, verified object get/put/remove, S3 error translation
     catalog.py  VariantCatalog: list, resolve and read published versions; sweep interrupted pushes
-    results.py  ResultStore: container images, profiling tables and reports
+    results.py  ResultStore: profiling tables and reports
     images.py   ImageLayers: container images as content-addressed layers (push, pull, list)
     client.py   ModelRegistry (all of the above, plus push/pull/delete of variants) and open_registry
     endpoint.py, credentials.py, connection.py   where to connect, with which keys

@@ -1,6 +1,5 @@
-"""Container images and profiling results: single objects, each verified by its sha256 metadata.
+"""Profiling results: single objects, each verified by its sha256 metadata.
 
-    <images>/<name>                                                 container image tarballs
     <results>/profiles/<run>/<name>.csv                             profiling tables
     <results>/reports/<run>/<file>                                  report files (md, png, html...)
 """
@@ -27,25 +26,7 @@ __all__ = ["ResultStore"]
 
 
 class ResultStore(S3Store):
-    """Images in the images bucket; profiles and reports, by run, in the results bucket."""
-
-    # ----------------------------------------------------------------------- images
-
-    def push_image(self, tarball: Path | str, *, name: str | None = None) -> StoredObject:
-        """Store a container image tarball (e.g. from `docker save`) under `name` (default: its file name)."""
-        path = Path(tarball)
-        if not path.is_file():
-            raise RegistryError(f"image tarball '{path}' does not exist; build it first (`make images`)")
-        return self._push_file(self.settings.images_bucket, check_name(name or path.name, "image name"), path)
-
-    def pull_image(self, name: str, dest_dir: Path | str) -> StoredObject:
-        """Download and verify an image tarball into `dest_dir`."""
-        bucket = self.settings.images_bucket
-        return self._pull_file(bucket, check_name(name, "image name"), Path(dest_dir) / name,
-                               hint="push it with `push_image` (or `make images`) first")
-
-    def list_images(self) -> pd.DataFrame:
-        return self._list_bucket(self.settings.images_bucket, "")
+    """Profiles and reports, by run, in the results bucket (container images: `images.ImageLayers`)."""
 
     # ----------------------------------------------------------------------- profiles and reports
 

@@ -38,9 +38,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_public_surface_is_what_the_readme_uses() -> None:
     assert set(registry_module.__all__) == {
         "BUILD_NOTEBOOK", "VERSION_RE", "ModelRegistry", "PulledVariant", "PushedVariant", "StoredObject",
-        "VariantVersion", "new_version_id", "open_registry",
+        "VariantVersion", "new_version_id", "open_registry", "PushedImage", "PulledImage",
     }
-    for method in ("push_variant", "list_variants", "pull_variant"):
+    for method in ("push_variant", "list_variants", "pull_variant", "push_container_image", "pull_container_image",
+                   "list_container_images"):
         assert callable(getattr(registry_module.ModelRegistry, method)), method
 
 

@@ -1,39 +1,16 @@
-"""Container images, profiling tables and reports in the registry."""
+"""Profiling tables and reports in the registry (container images: tests/containers)."""
 
 from __future__ import annotations
 
-import io
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from milestone_lib.contracts import sha256_file
-from milestone_lib.errors import ChecksumMismatchError, ObjectNotFoundError
+from milestone_lib.errors import ObjectNotFoundError
 from milestone_lib.registry import ModelRegistry
 
 pytest_plugins = ["tests.registry_fixtures"]
-
-
-def test_images_push_pull_list_and_tamper(registry: ModelRegistry, tmp_path: Path) -> None:
-    tarball = tmp_path / "step-server.tar"
-    tarball.write_bytes(os.urandom(500_000))
-    stored = registry.push_image(tarball)
-    assert stored.key == "step-server.tar" and stored.sha256 == sha256_file(tarball)
-    pulled = registry.pull_image("step-server.tar", tmp_path / "out")
-    assert pulled.path is not None and pulled.path.read_bytes() == tarball.read_bytes()
-    table = registry.list_images()
-    assert list(table.key) == ["step-server.tar"] and table.sha256.iloc[0] == stored.sha256
-
-    evil = b"evil"
-    registry._client.put_object(registry.settings.images_bucket, "step-server.tar", io.BytesIO(evil), len(evil),
-                                metadata={"sha256": stored.sha256})
-    with pytest.raises(ChecksumMismatchError, match="step-server.tar"):
-        registry.pull_image("step-server.tar", tmp_path / "out")
-    assert pulled.path.read_bytes() == tarball.read_bytes(), "the earlier pull stays intact"
-    with pytest.raises(ObjectNotFoundError, match="'other.tar' is not in bucket 'images-.*push_image"):
-        registry.pull_image("other.tar", tmp_path / "out")
 
 
 def test_profiles_and_reports_round_trip(registry: ModelRegistry, tmp_path: Path) -> None:
