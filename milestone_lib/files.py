@@ -16,16 +16,26 @@ from typing import Any
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
 
 
+def _umask() -> int:
+    # the process umask can only be read by setting it; done once, at import
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_DEFAULT_MODE = 0o666 & ~_umask()  # what open() would give: a temp file starts at 0600
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> Path:
-    """Write `data` to `path` atomically; `mode` sets permissions (e.g. 0o600 for secrets) before the rename."""
+    """Write `data` to `path` atomically; `mode` sets permissions (e.g. 0o600 for secrets; default as
+    `open()` would, 0666 less the umask) before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, _DEFAULT_MODE if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
