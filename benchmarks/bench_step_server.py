@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bench_mlserver import mlserver_running
 from bench_support import build_classifier, serving_process
 
+from milestone_lib.net import format_ready_line
 from milestone_lib.serving.protocol import (
     decode_outputs,
     grpc_channel_options,
@@ -185,7 +186,7 @@ async def serve_echo() -> None:
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Echo(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    print(f"READY 127.0.0.1:{port}", flush=True)
+    print(format_ready_line("127.0.0.1", port), flush=True)
     await server.wait_for_termination()
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import docker
-from docker.errors import BuildError, ImageNotFound
+from docker.errors import BuildError
 from pydantic import BaseModel
 
 from ..contracts import MANIFEST_NAME, load_manifest, sha256_file
@@ -28,7 +28,7 @@ from ..settings import PROJECT_ROOT, ProjectSettings
 from .base import ensure_base_image
 from .wheelhouse import ensure_wheelhouse, project_wheel
 
-__all__ = ["LABEL_PREFIX", "RUNTIME_REPOSITORY", "BuiltImage", "build_runtime_image", "build_variant_image", "image_exists",
+__all__ = ["LABEL_PREFIX", "RUNTIME_REPOSITORY", "BuiltImage", "build_runtime_image", "build_variant_image",
            "prune_images",
            "variant_repository"]
 
@@ -165,14 +165,6 @@ def build_variant_image(client: docker.DockerClient, folder: Path, *, runtime: B
                                                                   for k, v in labels.items()}})
     return _describe(client, image, repository, tag, built=True, started=started, variant=manifest.name,
                      step=manifest.step)
-
-
-def image_exists(client: docker.DockerClient, ref: str) -> bool:
-    try:
-        client.images.get(ref)
-    except ImageNotFound:
-        return False
-    return True
 
 
 def prune_images(client: docker.DockerClient, *, repositories: list[str] | None = None) -> list[str]:

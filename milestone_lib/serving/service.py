@@ -13,6 +13,8 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from ..net import format_ready_line
+
 __all__ = ["run_service", "serve_until_signal", "service_parser"]
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ async def serve_until_signal(start: Callable[[str, int], Awaitable[int]], stop: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_event.set)
-    print(f"READY {host}:{bound}", flush=True)
+    print(format_ready_line(host, bound), flush=True)
     await stop_event.wait()
     log.info("stopping (grace %.1f s)", grace)
     await stop(grace)
