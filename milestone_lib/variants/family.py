@@ -26,9 +26,10 @@ from ..settings import ProjectSettings
 from .config import FORMATS, BuildConfig, variant_name
 from .quantize import (
     QUANTIZED_OPS,
+    StaticInt8Plan,
     quantize_dynamic_int8,
     quantize_static_int8,
-    static_quantized_ops,
+    static_int8_plan,
 )
 from .speed import measure_latency_side_by_side
 from .tensorrt import build_tensorrt_engine
@@ -186,8 +187,9 @@ class FamilyBuilder:
         config = self.config
         name = recipe.variant(fmt)
         folder = self.settings.variants_dir / name
-        ops = static_quantized_ops(recipe.step, recipe.family) if fmt == "onnx-int8-static" else None
-        fingerprint = _fingerprint(base_fp, fmt, config.calibration_images, *([ops] if ops else []))
+        plan = static_int8_plan(recipe.step, recipe.family) if fmt == "onnx-int8-static" else None
+        fingerprint = _fingerprint(base_fp, fmt, config.calibration_images,
+                                   *([list(plan.op_types), plan.form] if plan else []))
         reused = None if config.rebuild else _reusable(folder, fingerprint)
         if reused and reused.accuracy and reused.latency_ms:
             return False
@@ -198,7 +200,7 @@ class FamilyBuilder:
         else:
             if sources.calibration is None and fmt in ("onnx-int8-static", "tensorrt-int8"):
                 sources.calibration = self.stages.time("calibration data", recipe.calibration)
-            artifact = self._derive(fmt, sources.onnx_path, folder, sources.calibration, recipe.imgsz, ops)
+            artifact = self._derive(fmt, sources.onnx_path, folder, sources.calibration, recipe.imgsz, plan)
         assert artifact is not None
         if sources.parameters is None:  # counted once, and only when a manifest is (re)written
             sources.parameters = self.stages.time("count parameters",
@@ -243,15 +245,15 @@ class FamilyBuilder:
         return artifact
 
     def _derive(self, fmt: str, onnx_path: Path | None, folder: Path, calibration: list[np.ndarray] | None,
-                imgsz: int, quantized_ops: list[str] | None = None) -> Path:
+                imgsz: int, plan: StaticInt8Plan | None = None) -> Path:
         assert onnx_path is not None
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         target = folder / "model.onnx"
         if fmt == "onnx-int8-static":
-            return self.stages.time("quantize int8 static",
-                                    lambda: quantize_static_int8(onnx_path, target, calibration or [],
-                                                                 op_types=quantized_ops or QUANTIZED_OPS))
+            plan = plan or StaticInt8Plan(tuple(QUANTIZED_OPS))
+            return self.stages.time("quantize int8 static", lambda: quantize_static_int8(
+                onnx_path, target, calibration or [], op_types=plan.op_types, form=plan.form))
         if fmt == "onnx-int8-dynamic":
             return self.stages.time("quantize int8 dynamic", lambda: quantize_dynamic_int8(onnx_path, target))
         precision = "int8" if fmt == "tensorrt-int8" else "fp16"

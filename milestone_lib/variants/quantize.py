@@ -1,18 +1,27 @@
 """INT8 variants with ONNX Runtime's quantization: static (calibrated) and dynamic.
 
 What makes static INT8 pay off on x86 CPUs: unsigned activations (QUInt8) with signed per-channel
-weights (QInt8) in QDQ format, and few fp32 <-> int8 boundaries, so whole stretches of the graph
-stay in int8 (measured on 2 AVX2 cores, batch 1: YOLOv8n 1.13x with Conv alone, 1.27x with its
+weights (QInt8), and few fp32 <-> int8 boundaries, so whole stretches of the graph stay in int8
+(measured earlier on 2 cores, batch 1, QDQ form: YOLOv8n 1.13x with Conv alone, 1.27x with its
 SiLU, residual Adds, Concats, pooling and upsampling too; the "tiny" ResNet 1.26x -> 1.48x).
-YOLO's decode head (DFL, anchors, strides: the box arithmetic) stays fp32: quantized, it
-shifts every box (mAP 0).
+YOLO's decode head (DFL, anchors, strides: the box arithmetic) stays fp32: quantized, it shifts
+every box (mAP 0).
+
+YOLO is written in the QOperator form (QLinearConv, QLinearSigmoid, QLinearMul...) with its two
+nearest-neighbour upsamples left in fp32: on this machine's 2 AVX-512 VNNI cores, batch 1, one
+thread, yolov8n at 128 px went from 1.56-1.62x (QDQ, upsamples quantized) to 1.65-1.72x over
+fp32, the same mAP (`benchmarks/bench_build.py`; interleaved runs of /tmp experiments in the
+issue-15 note). About a quarter of YOLO's int8 time is its 57 SiLUs, two int8 ops each, where
+fp32 fuses them into one (QuickGelu): that, not the convolutions, caps the small models' gain.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -20,21 +29,32 @@ __all__ = [
     "QUANTIZED_OPS",
     "RESNET_QUANTIZED_OPS",
     "YOLO_QUANTIZED_OPS",
+    "StaticInt8Plan",
     "quantize_dynamic_int8",
     "quantize_static_int8",
-    "static_quantized_ops",
+    "static_int8_plan",
 ]
 
 QUANTIZED_OPS = ["Conv", "Gemm", "MatMul"]
 RESNET_QUANTIZED_OPS = [*QUANTIZED_OPS, "Add", "Relu", "MaxPool", "GlobalAveragePool"]
-YOLO_QUANTIZED_OPS = [*QUANTIZED_OPS, "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Resize", "Split"]
+YOLO_QUANTIZED_OPS = [*QUANTIZED_OPS, "Sigmoid", "Mul", "Add", "Concat", "MaxPool", "Split"]
+QuantForm = Literal["QDQ", "QOperator"]
 
 
-def static_quantized_ops(step: str, family: str) -> list[str]:
-    """The op types static INT8 quantizes for a step's model family."""
+@dataclass(frozen=True)
+class StaticInt8Plan:
+    """What static INT8 quantizes in a model family (op types), and the ONNX form it writes."""
+
+    op_types: tuple[str, ...]
+    form: QuantForm = "QDQ"
+
+
+def static_int8_plan(step: str, family: str) -> StaticInt8Plan:
+    """The static INT8 plan of a step's model family (the reasons are in the module docstring)."""
     if step == "detect":
-        return YOLO_QUANTIZED_OPS
-    return RESNET_QUANTIZED_OPS if (step, family) == ("classify", "resnet") else QUANTIZED_OPS
+        return StaticInt8Plan(tuple(YOLO_QUANTIZED_OPS), "QOperator")
+    ops = RESNET_QUANTIZED_OPS if (step, family) == ("classify", "resnet") else QUANTIZED_OPS
+    return StaticInt8Plan(tuple(ops))
 
 
 class _CalibrationReader:
@@ -77,8 +97,9 @@ def _preprocessed(model_path: Path, folder: Path) -> Path:
 
 
 def quantize_static_int8(model_path: Path, target: Path, calibration: list[np.ndarray], *,
-                         op_types: list[str] = QUANTIZED_OPS) -> Path:
-    """Static INT8 (QDQ, per-channel) of the `op_types` nodes, calibrated on `calibration`: NCHW float32 batches."""
+                         op_types: Sequence[str] = QUANTIZED_OPS, form: QuantForm = "QDQ") -> Path:
+    """Static INT8 (per-channel weights) of the `op_types` nodes, in the ONNX `form`, calibrated on
+    `calibration`: NCHW float32 batches."""
     import onnxruntime as ort
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -93,11 +114,11 @@ def quantize_static_int8(model_path: Path, target: Path, calibration: list[np.nd
         source = _preprocessed(Path(model_path), Path(tmp))
         quantize_static(
             str(source), str(target), _CalibrationReader(input_name, calibration),
-            quant_format=QuantFormat.QDQ,
+            quant_format=QuantFormat.QOperator if form == "QOperator" else QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=op_types,
+            op_types_to_quantize=list(op_types),
             nodes_to_exclude=_excluded_nodes(source),
             calibrate_method=CalibrationMethod.MinMax,
         )
