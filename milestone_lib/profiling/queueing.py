@@ -87,15 +87,16 @@ class ServiceCurve:
         if len(keys) > 1:
             raise ProfilingError(f"predict_step takes the rows of one (step, variant, cpu, threads); got {len(keys)}: "
                                  f"{keys.to_dict('records')}")
-        batch = rows["batch"].to_numpy(float)
-        p50 = rows["service_ms"].to_numpy(float)
-        if not (p50 > 0).all():
-            raise ProfilingError(f"service times {p50.tolist()} must be above 0 ms")
-        weight = rows["batches"].to_numpy(float).clip(min=1) if "batches" in rows else np.ones(len(rows))
-        sigma = np.clip(np.log(np.maximum(rows["service_ms_p99"].to_numpy(float), p50) / p50) / _Z99, 0, _MAX_SIGMA)
+        if not (rows["service_ms"].to_numpy(float) > 0).all():
+            raise ProfilingError(f"service times {rows['service_ms'].tolist()} must be above 0 ms")
         quota = 1.0
         if {"cpu", "threads"} <= set(rows.columns):
             quota = min(1.0, float(rows["cpu"].iloc[0]) / max(1, int(rows["threads"].iloc[0])))
+        rows = _unpaused(rows, quota)
+        batch = rows["batch"].to_numpy(float)
+        p50 = rows["service_ms"].to_numpy(float)
+        weight = rows["batches"].to_numpy(float).clip(min=1) if "batches" in rows else np.ones(len(rows))
+        sigma = np.clip(np.log(np.maximum(rows["service_ms_p99"].to_numpy(float), p50) / p50) / _Z99, 0, _MAX_SIGMA)
         # Rows timed at saturation include the throttled pauses; their work is the quota's share of it.
         # Rows timed under light load ran within the budget: their time is the work itself.
         share = rows["saturation_share"].fillna(1.0).to_numpy(float) if "saturation_share" in rows else 1.0
@@ -121,6 +122,18 @@ class ServiceCurve:
     def capacity_items_per_s(self, max_batch: int) -> float:
         """Items one replica computes per second when every batch is full (within its quota)."""
         return self.quota * 1000.0 * max_batch / float(self.median_ms(max_batch))
+
+
+def _unpaused(rows: pd.DataFrame, quota: float) -> pd.DataFrame:
+    """Rows whose median can be the batch's work: under a quota, a batch timed under light load that took
+    longer than one period's budget was paused by the quota at least once (it is the batches that form
+    while the replica is throttled that come out large), so its time is not its work. Saturated rows
+    stay: their pauses are the quota's share, which `from_profile` takes out."""
+    if quota >= 1.0 or "saturation_share" not in rows:
+        return rows
+    light = rows["saturation_share"].fillna(1.0) < 0.5
+    keep = rows[~(light & (rows["service_ms"] > quota * _PERIOD_MS))]
+    return keep if len(keep) else rows
 
 
 def _fit_line(batch: np.ndarray, ms: np.ndarray, weight: np.ndarray) -> tuple[float, float]:

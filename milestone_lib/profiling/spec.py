@@ -5,7 +5,7 @@
     replicas: [1, 2, 3, 4]           # the table's scales (measured where they fit, else predicted)
     detect: {variants: [], max_batch_size: 8, max_queue_delay_ms: 2}   # [] = every servable variant (4 by default)
     classify: {variants: []}
-    duration_s: 2.5                  # open loop at the step's rate, after warmup_s
+    duration_s: 2.5                  # open loop at the step's rate, after warmup_s (x4 under a quota)
 
 Each step is measured at one replica per (variant, cpu): a saturating closed loop (windows until
 three agree within 10%, or `max_windows`) and a Poisson open loop at the step's rate.
@@ -94,10 +94,20 @@ class SweepSpec(BaseModel):
     """Multi-replica configurations measured per step (those that fit beside the reserve); the rest predicted."""
     multi_duration_factor: float = Field(default=2.0, ge=1.0)
     """Their open loop runs this many times `duration_s`: they are what the predictions are checked against."""
+    throttled_duration_factor: float = Field(default=4.0, ge=1.0)
+    """A single replica under a CFS quota below one core per thread runs its open loop this many times
+    `duration_s`: its tail is the quota's pauses, rare enough that a p99 of 50 requests is nearly their
+    maximum (yolov8s at 0.25 CPU, 20 requests/s: 201 ms from 57 requests, 155-165 ms from 800)."""
     variant_count: int = Field(default=4, ge=1)
     """Variants per step when a step lists none (`default_variants`)."""
     pipeline_pairs: int = Field(default=1, ge=0)
     """Detector x classifier pairs measured end to end through the gateway."""
+
+    def open_loop_s(self, cpu: float, threads: int, replicas: int) -> float:
+        """Measured seconds of a configuration's open loop at its rate."""
+        if replicas > 1:
+            return self.duration_s * self.multi_duration_factor
+        return self.duration_s * (self.throttled_duration_factor if cpu < threads else 1.0)
 
     def step(self, name: str) -> StepSweep:
         return self.detect if name == "detect" else self.classify
@@ -171,5 +181,5 @@ def notebook_sweep(*, sla_ms: float, rate_rps: float, variants: list[str] | None
                          detect=StepSweep(variants=by_step["detect"]), classify=StepSweep(variants=by_step["classify"]))
     return SweepSpec(sla=sla, cpus=(cpus or [0.5, 1.0])[:2], replicas=list(range(1, min(replicas, 2) + 1)),
                      duration_s=min(duration_s, 1.5), images=8, window_s=0.5, max_windows=3, warmup_s=0.3,
-                     multi_replica_per_step=0, pipeline_pairs=1, variant_count=1,
+                     multi_replica_per_step=0, pipeline_pairs=1, variant_count=1, throttled_duration_factor=1.0,
                      detect=StepSweep(variants=by_step["detect"][:1]), classify=StepSweep(variants=by_step["classify"][:1]))

@@ -130,7 +130,7 @@ class _Sweeper:
         self.log(f"[sweep] {run_id} {step} {variant} cpu={cpu:g} x{replicas} ({notes[0][1]})")
         run = measure_config(ident, backend.endpoints().steps[step], payloads[step], items_per_request=items,
                              rate_rps=rate, spec=self.spec, run_id=run_id, enforcement=notes[0][1],
-                             duration_s=self.spec.duration_s * (self.spec.multi_duration_factor if replicas > 1 else 1))
+                             duration_s=self.spec.open_loop_s(cpu, threads, replicas))
         self.runs.append(run)
 
     def multi_configs(self, step: str, cpus: list[float]) -> list[tuple[float, int]]:

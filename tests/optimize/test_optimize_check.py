@@ -53,6 +53,13 @@ def test_a_smoke_check_is_one_short_run_of_the_optimum() -> None:
     assert (plan.repeats, plan.duration_s) == (1, 3.0)
     assert list(plan.targets({"optimum": _config(), "static smallest": _config()})) == ["optimum"]
     assert len(check_plan(smoke=False).targets({"optimum": _config(), "static smallest": _config()})) == 2
+    assert plan.durations == {"optimum": 3.0}
+
+
+def test_the_optimum_is_measured_longer_than_the_baselines() -> None:
+    plan = check_plan(smoke=False, duration_s=6.0, optimum_duration_s=20.0)
+    assert plan.durations == {"optimum": 20.0} and plan.duration_s == 6.0
+    assert check_plan(smoke=False, duration_s=30.0, optimum_duration_s=20.0).durations == {"optimum": 30.0}
 
 
 def test_the_rule_against_a_pipeline_row_notebook_04_measured(tmp_path: Path) -> None:

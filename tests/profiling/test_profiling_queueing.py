@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 from profiling_helpers import relative_error, single_server, synthetic_profiles
 
 from milestone_lib.errors import ProfilingError
 from milestone_lib.profiling import md1_mean_ms, mm1_quantile_ms, predict_step
+from milestone_lib.profiling.queueing import ServiceCurve
 
 
 @pytest.mark.parametrize("rho", [0.3, 0.7])
@@ -73,3 +75,17 @@ def test_a_cpu_quota_halves_capacity_but_not_a_lone_request() -> None:
     busy = [predict_step(rows, replicas=1, rate_rps=45, max_batch=1, max_queue_delay_ms=0,
                          distribution="deterministic", seed=5) for rows in (one_cpu, half)]
     assert busy[1].p99_ms > 2 * busy[0].p99_ms  # throttled: paused until the next 100 ms period
+
+
+def test_light_load_batches_paused_by_the_quota_do_not_set_the_work() -> None:
+    # 0.25 CPU: 25 ms of each 100 ms period. Batches of 1-2 ran unpaused; the batch of 3 timed under light
+    # load took 60 ms, so a pause is in it; the batch of 8 is timed at saturation (4 x its work of 40 ms).
+    rows = pd.DataFrame([
+        {"step": "detect", "variant": "v", "cpu": 0.25, "threads": 1, "batch": b, "service_ms": ms, "service_ms_p99": ms,
+         "batches": n, "saturation_share": share}
+        for b, ms, n, share in [(1, 9.0, 30, 0.0), (2, 14.0, 8, 0.0), (3, 60.0, 3, 0.0), (8, 160.0, 16, 1.0)]])
+    curve = ServiceCurve.from_profile(rows)
+    assert curve.quota == pytest.approx(0.25)
+    assert curve.median_ms(3) == pytest.approx(19.0, rel=0.15)  # the line through 9, 14 and 40/8 per item, not 60
+    with_pause = ServiceCurve.from_profile(rows.assign(cpu=1.0))  # no quota: every row is work, 60 ms included
+    assert with_pause.median_ms(3) > curve.median_ms(3) * 1.3

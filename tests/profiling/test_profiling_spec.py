@@ -79,3 +79,11 @@ def test_yaml_spec_and_smoke_parameters(tmp_path: Path) -> None:
     full = notebook_sweep(sla_ms=500, rate_rps=20, variants=["yolov8n-onnx-fp32", "resnet-tiny-onnx-fp32"])
     assert full.detect.variants == ["yolov8n-onnx-fp32"] and full.classify.variants == ["resnet-tiny-onnx-fp32"]
     assert full.replicas == [1, 2, 3, 4]
+
+
+def test_a_throttled_single_replica_runs_its_open_loop_longer() -> None:
+    spec = SweepSpec(duration_s=2.5)
+    assert spec.open_loop_s(0.25, 1, 1) == 10.0  # a quota of a quarter core: a tail of rare pauses
+    assert spec.open_loop_s(1.0, 1, 1) == 2.5 and spec.open_loop_s(2.0, 2, 1) == 2.5
+    assert spec.open_loop_s(0.25, 1, 2) == 5.0  # multi-replica rows keep their own factor
+    assert notebook_sweep(sla_ms=500, rate_rps=20, smoke=True).open_loop_s(0.5, 1, 1) == 1.5
