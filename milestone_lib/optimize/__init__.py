@@ -12,7 +12,7 @@
     t3.py         t3_answers: every T3 question answered with numbers
     words.py      the sentences, built from those numbers
     answers.py    T3Answers (.to_markdown, .save -> 05_t3_answers.{json,md}), load_t3_answers
-    rule.py       rule_against_pipeline: the e2e rule vs notebook 04's measured pipeline rows
+    rule.py       rule_against_pipeline: the e2e rule vs notebook 04's measured pipeline rows; gateway_overhead_ms
     check.py      deploy, drive with Poisson load, compare measured p99 / goodput / attainment with the prediction
     plots.py      plot_pareto, plot_prediction_check
     synthetic.py  SyntheticGrid / random_grid: candidate tables from a few numbers (tests, benchmarks)
@@ -43,7 +43,7 @@ from .problem import (
     pair_accuracy_map,
     prune_dominated,
 )
-from .rule import rule_against_pipeline
+from .rule import gateway_overhead_ms, rule_against_pipeline
 from .solution import Configuration, Solution, configuration_from_rows
 from .source import (
     CandidateSource,
@@ -77,6 +77,7 @@ __all__ = [
     "count_meeting",
     "deployment_for",
     "evaluate",
+    "gateway_overhead_ms",
     "hypervolume",
     "infeasible_solution",
     "ipa_style",

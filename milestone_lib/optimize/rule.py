@@ -3,6 +3,8 @@
 Notebook 04 writes `04_pipeline_table.csv`; its `measured` rows name their scale as
 "detect RxC + classify RxC". Each is set beside the same configuration's step rows of the candidate
 table: the steps' p99 added (the prediction), and with the gateway reserve (the SLA rule's bound).
+The medians give the gateway's own overhead (its work and the two extra hops), which the check's
+forecast adds to the steps' p99.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["PIPELINE_TABLE", "rule_against_pipeline"]
+__all__ = ["PIPELINE_TABLE", "gateway_overhead_ms", "rule_against_pipeline"]
 
 PIPELINE_TABLE = "04_pipeline_table.csv"
 _SCALE = re.compile(r"detect (\d+)x([\d.]+) \+ classify (\d+)x([\d.]+)")
@@ -46,9 +48,20 @@ def rule_against_pipeline(candidates: pd.DataFrame, reports_dir: Path, *, gatewa
         d = _row(candidates, "detect", r["detector_variant"], dr, dc)
         c = _row(candidates, "classify", r["classifier_variant"], cr, cc, r["detector_variant"])
         steps = float(d["p99_ms"] + c["p99_ms"]) if d is not None and c is not None else math.nan
+        medians = float(d.get("p50_ms", math.nan) + c.get("p50_ms", math.nan)) if d is not None and c is not None \
+            else math.nan
         measured = float(r["p99_ms"])
         out.append({"detector_variant": r["detector_variant"], "classifier_variant": r["classifier_variant"],
                     "scale": r["scale"], "measured_p99_ms": measured, "steps_p99_sum_ms": steps,
                     "rule_p99_ms": steps + gateway_reserve_ms, "error": (measured - steps) / steps if steps else math.nan,
-                    "bound_held": bool(measured <= steps + gateway_reserve_ms)})
+                    "bound_held": bool(measured <= steps + gateway_reserve_ms),
+                    "gateway_overhead_ms": float(r.get("p50_ms", math.nan)) - medians})
     return pd.DataFrame(out)
+
+
+def gateway_overhead_ms(rule_check: pd.DataFrame) -> float:
+    """The gateway's overhead: the median over measured pipelines of their p50 minus the steps' p50; 0 if none."""
+    if rule_check is None or rule_check.empty or "gateway_overhead_ms" not in rule_check:
+        return 0.0
+    values = pd.to_numeric(rule_check["gateway_overhead_ms"], errors="coerce").dropna()
+    return max(0.0, float(values.median())) if len(values) else 0.0

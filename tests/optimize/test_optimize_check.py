@@ -12,6 +12,7 @@ from milestone_lib.optimize import (
     check_plan,
     check_summary,
     deployment_for,
+    gateway_overhead_ms,
     mean_ci,
     rule_against_pipeline,
 )
@@ -78,3 +79,29 @@ def test_the_rule_against_a_pipeline_row_notebook_04_measured(tmp_path: Path) ->
     assert (row["steps_p99_sum_ms"], row["rule_p99_ms"]) == (40.0, 90.0)  # the classify row after "det", not "other"
     assert row["error"] == pytest.approx(0.1) and row["bound_held"]
     assert rule_against_pipeline(candidates, tmp_path / "nowhere", gateway_reserve_ms=50.0).empty
+
+
+def test_the_forecast_adds_the_gateway_overhead_and_meets_the_pooled_p99() -> None:
+    runs = pd.DataFrame([{"configuration": "optimum", "label": "x", "repeat": r, "predicted_p99_ms": 100.0,
+                          "predicted_steps_p99_ms": 50.0, "p99_ms": p, "pooled_p99_ms": 60.0, "goodput_rps": 20.0,
+                          "sla_attainment": 1.0, "meets_sla": True, "sent": 100, "failed": 0, "timeouts": 0}
+                         for r, p in enumerate([40, 60, 110])])
+    row = check_summary(runs, gateway_overhead_ms=5.0).iloc[0]
+    assert row["forecast_p99_ms"] == 55.0 and row["measured_p99_ms"] == 60.0  # the pooled p99, not the mean 70
+    assert row["repeat_p99_mean_ms"] == 70.0 and row["prediction_error"] == pytest.approx(5 / 55)
+    assert not row["rule_bound_held"]  # one repeat's p99 (110 ms) went past the rule's 100 ms
+
+
+def test_the_gateway_overhead_is_the_pipelines_median_beyond_its_steps(tmp_path: Path) -> None:
+    candidates = pd.DataFrame([
+        {"step": "detect", "variant": "det", "cpu": 1.0, "replicas": 1, "p50_ms": 8.0, "p99_ms": 30.0,
+         "detector_variant": None},
+        {"step": "classify", "variant": "cls", "cpu": 1.0, "replicas": 1, "p50_ms": 4.0, "p99_ms": 10.0,
+         "detector_variant": "det"},
+    ])
+    pd.DataFrame([{"detector_variant": "det", "classifier_variant": "cls", "scale": "detect 1x1 + classify 1x1",
+                   "p50_ms": 15.5, "p99_ms": 44.0, "source": "measured"}]).to_csv(tmp_path / "04_pipeline_table.csv",
+                                                                                    index=False)
+    check = rule_against_pipeline(candidates, tmp_path, gateway_reserve_ms=50.0)
+    assert gateway_overhead_ms(check) == pytest.approx(3.5)
+    assert gateway_overhead_ms(pd.DataFrame()) == 0.0
