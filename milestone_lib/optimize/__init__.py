@@ -27,6 +27,7 @@ from .check import (
     check_plan,
     check_summary,
     deployment_for,
+    forecast_p99_ms,
     mean_ci,
     measure_configurations,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "count_meeting",
     "deployment_for",
     "evaluate",
+    "forecast_p99_ms",
     "gateway_overhead_ms",
     "hypervolume",
     "infeasible_solution",

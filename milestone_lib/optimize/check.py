@@ -18,9 +18,15 @@ import pandas as pd
 
 from ..deploy import Batching, PipelineDeployment, StepDeployment, make_backend
 from ..loadgen import PoissonRate, load_images, run_open_loop
+from ..profiling import SweepData, candidate_table
 from .solution import Configuration
 
-__all__ = ["CheckPlan", "check_plan", "check_summary", "deployment_for", "mean_ci", "measure_configurations"]
+__all__ = ["CheckPlan", "check_plan", "check_summary", "deployment_for", "forecast_p99_ms", "mean_ci",
+           "measure_configurations"]
+
+FORECAST_REQUESTS = 30000
+"""Simulated requests per step of a forecast: a p99 rests on its 300 slowest, where the candidate table's few
+thousand leave it to a few dozen (a quota's rare pauses moved it by 10% between seeds there)."""
 
 # Student's t, two-sided 95%, by degrees of freedom (1..30); beyond 30 the normal 1.96.
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -61,6 +67,29 @@ def check_plan(*, smoke: bool, repeats: int = 3, duration_s: float = 8.0, warmup
                          optimum_duration_s=short)
     return CheckPlan(repeats=repeats, duration_s=duration_s, warmup_s=warmup_s, baselines=baselines,
                      optimum_duration_s=max(duration_s, optimum_duration_s))
+
+
+def forecast_p99_ms(config: Configuration, sweep: SweepData, *, rate_rps: float,
+                    requests: int = FORECAST_REQUESTS) -> float:
+    """The queueing model's p99 of each step of `config` at `rate_rps`, added: the forecast the check holds
+    the deployed pipeline against. Model-based for every row, measured ones too: the sweep's open loop of a
+    step is a few hundred requests at most, whose p99 is its two or three slowest. NaN without a profile."""
+    total = 0.0
+    for step, values in (("detect", config.detect), ("classify", config.classify)):
+        p = sweep.profiles
+        rows = p[(p["step"] == step) & (p["variant"] == values["variant"]) & np.isclose(p["cpu"], float(values["cpu"]))
+                 & (p["threads"] == int(values.get("threads") or max(1, math.ceil(float(values["cpu"])))))
+                 & (p["max_batch"] == int(values["batch"]))]
+        if rows.empty:
+            return math.nan
+        table = candidate_table(rows, pipeline_rate_rps=rate_rps, fanout=sweep.fanout,
+                                replicas=[int(values["replicas"])], requests=requests)
+        if step == "classify":
+            table = table[table["detector_variant"] == config.detect["variant"]]
+        if table.empty:
+            return math.nan
+        total += float(table["predicted_p99_ms"].iloc[0])
+    return total
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:
@@ -143,10 +172,12 @@ def measure_configurations(configs: Mapping[str, Configuration], *, rate_rps: fl
     return pd.DataFrame(rows)
 
 
-def check_summary(measurements: pd.DataFrame, *, gateway_overhead_ms: float = 0.0) -> pd.DataFrame:
+def check_summary(measurements: pd.DataFrame, *, gateway_overhead_ms: float = 0.0,
+                  forecasts: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Per configuration: forecast vs measured p99, error, goodput and attainment over every repeat.
 
-    The forecast is the steps' p99 added plus the gateway's measured overhead (`rule.gateway_overhead_ms`);
+    The forecast is the steps' p99 added (`forecasts`, by configuration, from `forecast_p99_ms`; else the
+    candidate rows' p99 the optimizer used) plus the gateway's measured overhead (`rule.gateway_overhead_ms`);
     the SLA rule's reserve is a budget, not a forecast. The measured p99 it is held against is the p99 of
     every answered request of the repeats (`pooled_p99_ms`, where measured); the mean of the repeats' p99
     and its 95% CI show how much one run's p99 varies.
@@ -161,7 +192,8 @@ def check_summary(measurements: pd.DataFrame, *, gateway_overhead_ms: float = 0.
         attain, attain_ci = mean_ci(part["sla_attainment"].tolist())
         predicted = float(part["predicted_p99_ms"].iloc[0])
         steps = float(part["predicted_steps_p99_ms"].iloc[0])
-        forecast = steps + max(0.0, float(gateway_overhead_ms or 0.0))
+        modelled = float((forecasts or {}).get(str(name), math.nan))
+        forecast = (steps if math.isnan(modelled) else modelled) + max(0.0, float(gateway_overhead_ms or 0.0))
         out.append({"configuration": name, "label": part["label"].iloc[0], "repeats": len(part),
                     "predicted_steps_p99_ms": steps, "forecast_p99_ms": forecast, "predicted_p99_ms": predicted,
                     "measured_p99_ms": measured, "repeat_p99_mean_ms": p99, "p99_ci95_ms": p99_ci,

@@ -53,7 +53,7 @@ def _loads(step: str, rate: float, fanout: pd.DataFrame) -> list[tuple[float, fl
 def candidate_table(profiles: pd.DataFrame, *, pipeline_rate_rps: float, fanout: pd.DataFrame,
                     replicas: Iterable[int] = range(1, 9), step_budget_ms: Mapping[str, float] | None = None,
                     percentile: int = 99, measured: pd.DataFrame | None = None,
-                    accuracy: Mapping[str, float] | None = None) -> pd.DataFrame:
+                    accuracy: Mapping[str, float] | None = None, requests: int | None = None) -> pd.DataFrame:
     """Candidates of every profiled (step, variant, cpu, threads, max_batch) at 1..R replicas.
 
     Args:
@@ -63,6 +63,7 @@ def candidate_table(profiles: pd.DataFrame, *, pipeline_rate_rps: float, fanout:
         step_budget_ms: {step: ms} a row's p`percentile` must stay within (default: `SlaSpec().step_budgets()`).
         measured: rows of configurations the sweep measured (`CONFIG_KEYS` + latency columns, `trace`).
         accuracy: {variant: metric}, overriding the profiles' `accuracy` column.
+        requests: simulated requests per row (default: `predict_step`'s, a few thousand).
     """
     profiles = with_profile_defaults(profiles)
     check_columns(fanout, FANOUT_COLUMNS[:2], "fan-out")
@@ -78,7 +79,8 @@ def candidate_table(profiles: pd.DataFrame, *, pipeline_rate_rps: float, fanout:
         for rate, items, detector in _loads(step, pipeline_rate_rps, fanout):
             for count in counts:
                 p = predict_step(group, replicas=count, rate_rps=rate, items_per_request=items,
-                                 max_batch=int(max_batch), max_queue_delay_ms=float(first.max_queue_delay_ms))
+                                 max_batch=int(max_batch), max_queue_delay_ms=float(first.max_queue_delay_ms),
+                                 requests=requests)
                 rows.append({
                     "step": step, "variant": variant, "model": first.model, "format": first.format,
                     "precision": first.precision, "cpu": float(cpu), "threads": int(threads), "batch": int(max_batch),

@@ -6,16 +6,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from opt_helpers import synthetic_sweep
 
 from milestone_lib.optimize import (
     Configuration,
     check_plan,
     check_summary,
     deployment_for,
+    forecast_p99_ms,
     gateway_overhead_ms,
     mean_ci,
     rule_against_pipeline,
 )
+from milestone_lib.profiling import SlaSpec
 
 
 def _config() -> Configuration:
@@ -105,3 +108,31 @@ def test_the_gateway_overhead_is_the_pipelines_median_beyond_its_steps(tmp_path:
     check = rule_against_pipeline(candidates, tmp_path, gateway_reserve_ms=50.0)
     assert gateway_overhead_ms(check) == pytest.approx(3.5)
     assert gateway_overhead_ms(pd.DataFrame()) == 0.0
+
+
+def test_the_forecast_is_the_queueing_model_of_each_chosen_step(tmp_path: Path) -> None:
+    sla = SlaSpec(latency_ms=500, rate_rps=20)
+    sweep = synthetic_sweep(tmp_path, detect_ms={"yolov8n-onnx-fp32": 6.0}, classify_ms={"resnet-tiny-onnx-fp32": 1.0},
+                            fanout={"yolov8n-onnx-fp32": 3.0}, sla=sla)
+    step = {"cpu": 1.0, "threads": 1, "batch": 4, "replicas": 1}
+    config = Configuration({**step, "variant": "yolov8n-onnx-fp32"}, {**step, "variant": "resnet-tiny-onnx-fp32"},
+                           cost=2.0, accuracy=0.5, predicted_p99_ms=0.0, gateway_reserve_ms=50.0)
+    lone = forecast_p99_ms(config, sweep, rate_rps=0.5, requests=5000)
+    busy = forecast_p99_ms(config, sweep, rate_rps=60, requests=5000)
+    # Almost alone: each step's batch of one (6 ms + 1 ms overhead; 3 crops in one batch of the classifier).
+    assert 8.0 < lone < 20.0
+    assert busy > lone  # queueing at 60 images per second
+    faster = Configuration({**config.detect, "replicas": 2}, config.classify, cost=3.0, accuracy=0.5,
+                           predicted_p99_ms=0.0, gateway_reserve_ms=50.0)
+    assert forecast_p99_ms(faster, sweep, rate_rps=60, requests=5000) < busy
+    unknown = Configuration({**config.detect, "variant": "nowhere"}, config.classify, cost=2.0, accuracy=0.5,
+                            predicted_p99_ms=0.0, gateway_reserve_ms=50.0)
+    assert pd.isna(forecast_p99_ms(unknown, sweep, rate_rps=20))
+
+
+def test_the_summary_holds_the_measurement_against_the_forecast_where_given() -> None:
+    runs = pd.DataFrame([{"configuration": "optimum", "label": "x", "repeat": 0, "predicted_p99_ms": 100.0,
+                          "predicted_steps_p99_ms": 50.0, "p99_ms": 44.0, "pooled_p99_ms": 44.0, "goodput_rps": 20.0,
+                          "sla_attainment": 1.0, "meets_sla": True, "sent": 100, "failed": 0, "timeouts": 0}])
+    row = check_summary(runs, forecasts={"optimum": 40.0}, gateway_overhead_ms=0.0).iloc[0]
+    assert row["forecast_p99_ms"] == 40.0 and row["prediction_error"] == pytest.approx(0.1)
