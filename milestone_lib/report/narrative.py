@@ -184,11 +184,11 @@ def _error_sentences(figures: Mapping[str, Any]) -> list[str]:
 def _configuration_sentences(chosen: Mapping[str, Any], context: Mapping[str, Any],
                              figures: Mapping[str, Any]) -> list[str]:
     sentences = [f"{_step_text(step, chosen[step])}." for step in STEPS]
-    known = {**figures, **chosen}  # the deployed check's numbers are figures of notebook 05
+    known = {**chosen, **figures}  # the deployed check's numbers (its forecast too) are figures of notebook 05
     totals = [f"{label} {_format(known[key]) if not isinstance(known[key], bool) else ('yes' if known[key] else 'no')}"
               for key, label in
               (("cost", "cost (CPUs)"), ("accuracy", "end-to-end accuracy"), ("predicted_p99_ms", "predicted p99 ms"),
-               ("measured_p99_ms", "measured p99 ms (deployed)"), ("meets_sla_every_repeat", "meets the SLA in every repeat:"))
+               ("sla_rule_p99_ms", "SLA rule bound ms"), ("measured_p99_ms", "measured p99 ms (deployed)"), ("meets_sla_every_repeat", "meets the SLA in every repeat:"))
               if known.get(key) is not None]
     if totals:
         sentences.append("Whole pipeline: " + ", ".join(totals) + ".")
