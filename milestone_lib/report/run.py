@@ -79,10 +79,14 @@ class MilestoneRun:
             mark_smoke(figure)
         return save_figure(figure, name, reports_dir=self.reports_dir)
 
-    def record(self, figures: Mapping[str, Any]) -> dict[str, Any]:
-        """Write the headline figures to `<reports>/<notebook>.figures.json`; returns them (the cell's output)."""
+    def record(self, figures: Mapping[str, Any], *, backend: str | None = None) -> dict[str, Any]:
+        """Write the headline figures to `<reports>/<notebook>.figures.json`, with the machine they were measured
+        on and the deployment backend (`backend`, else the figures' own, else none); returns the figures."""
+        from ..profiling.machine import describe_machine
+
         plain = json.loads(json.dumps(dict(figures), default=_plain))
-        document = {"notebook": self.notebook, "run": "smoke" if self.smoke else "full", "figures": plain}
+        document = {"notebook": self.notebook, "run": "smoke" if self.smoke else "full", "machine": describe_machine(),
+                    "backend": backend or plain.get("backend") or "none (nothing deployed)", "figures": plain}
         atomic_write_text(self.figures_path, json.dumps(document, indent=2) + "\n")
         return plain
 

@@ -15,6 +15,7 @@ from milestone_lib.report import (
     load_figures,
     open_run,
     plot_step_breakdown,
+    read_reports,
     scaled_replicas,
 )
 from milestone_lib.settings import ProjectSettings, run_settings
@@ -65,6 +66,21 @@ def test_a_smoke_run_after_a_full_run_leaves_the_full_results_alone(tmp_path: Pa
     assert load_figures("01_build_variants", reports_dir=full.reports_dir) == {"accuracy": {"yolov8n-onnx-fp32": 0.979}}
     assert json.loads(smoke.figures_path.read_text())["run"] == "smoke"
     assert json.loads(full.figures_path.read_text())["run"] == "full"
+
+
+def test_the_figures_say_which_machine_and_backend_measured_them(tmp_path: Path) -> None:
+    run = open_run("05_optimize_t3", settings=_settings(tmp_path))
+    run.record({"cost": 0.5}, backend="docker")
+    document = json.loads(run.figures_path.read_text())
+    assert document["backend"] == "docker" and document["machine"]["cores"] >= 1
+    assert document["machine"]["cpu_model"] and document["figures"] == {"cost": 0.5}
+    built = open_run("01_build_variants", settings=_settings(tmp_path))
+    built.record({"variants_built": 4})
+    assert json.loads(built.figures_path.read_text())["backend"] == "none (nothing deployed)"
+    provenance = read_reports(run.reports_dir)
+    by_name = {o.spec.notebook: o.provenance() for o in provenance if o.present}
+    assert by_name["05_optimize_t3"]["backend"] == "docker"
+    assert by_name["01_build_variants"]["machine"] != "not recorded"
 
 
 def test_a_smoke_figure_says_smoke_in_its_title(tmp_path: Path) -> None:
