@@ -42,7 +42,7 @@ class Configuration:
         return (f"{d['variant']} on {int(d['replicas'])} x {d['cpu']:g} CPU (batch {int(d['batch'])}) then "
                 f"{c['variant']} on {int(c['replicas'])} x {c['cpu']:g} CPU (batch {int(c['batch'])}): "
                 f"cost {self.cost:g} CPUs, end-to-end accuracy {self.accuracy:.3f}, "
-                f"predicted p99 {self.predicted_p99_ms:.0f} ms")
+                f"p99 by the SLA rule {self.predicted_p99_ms:.0f} ms")
 
 
 def _short(step: dict[str, Any]) -> str:

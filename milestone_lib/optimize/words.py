@@ -30,7 +30,7 @@ def recommendation_words(solution: Solution, problem: PipelineProblem) -> str:
     c = solution.configuration
     slack = problem.sla_ms - c.predicted_p99_ms
     return (f"Deploy {c.sentence()}. It is the optimum of '{solution.objective}' at {problem.rate_rps:g} requests/s; "
-            f"its predicted p99 leaves {slack:.0f} ms of the {problem.sla_ms:g} ms SLA (detect "
+            f"the SLA rule's p99 (an upper bound) leaves {slack:.0f} ms of the {problem.sla_ms:g} ms SLA (detect "
             f"{c.detect['p99_ms']:.0f} ms + classify {c.classify['p99_ms']:.0f} ms + gateway reserve "
             f"{c.gateway_reserve_ms:g} ms).")
 
