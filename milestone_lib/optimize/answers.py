@@ -91,7 +91,7 @@ class T3Answers:
             self.figures.update(
                 measured_p99_ms=round(float(row["measured_p99_ms"]), 2),
                 measured_p99_ci95_ms=None if pd.isna(row["p99_ci95_ms"]) else round(float(row["p99_ci95_ms"]), 2),
-                predicted_p99_ms=round(float(row.get("forecast_p99_ms", row["predicted_steps_p99_ms"])), 2),
+                predicted_p99_ms=round(float(row["forecast_p99_ms"]), 2),
                 sla_rule_p99_ms=round(float(row["predicted_p99_ms"]), 2),
                 prediction_error=round(float(row["prediction_error"]), 4),
                 meets_sla_every_repeat=bool(row["meets_sla_every_repeat"]),

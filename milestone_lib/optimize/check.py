@@ -69,6 +69,11 @@ def check_plan(*, smoke: bool, repeats: int = 3, duration_s: float = 8.0, warmup
                      optimum_duration_s=max(duration_s, optimum_duration_s))
 
 
+def _threads(step: Mapping[str, Any]) -> int:
+    """A chosen step's intra-op threads: as chosen, else one per whole CPU (at least one)."""
+    return int(step.get("threads") or max(1, math.ceil(float(step["cpu"]))))
+
+
 def forecast_p99_ms(config: Configuration, sweep: SweepData, *, rate_rps: float,
                     requests: int = FORECAST_REQUESTS) -> float:
     """The queueing model's p99 of each step of `config` at `rate_rps`, added: the forecast the check holds
@@ -78,7 +83,7 @@ def forecast_p99_ms(config: Configuration, sweep: SweepData, *, rate_rps: float,
     for step, values in (("detect", config.detect), ("classify", config.classify)):
         p = sweep.profiles
         rows = p[(p["step"] == step) & (p["variant"] == values["variant"]) & np.isclose(p["cpu"], float(values["cpu"]))
-                 & (p["threads"] == int(values.get("threads") or max(1, math.ceil(float(values["cpu"])))))
+                 & (p["threads"] == _threads(values))
                  & (p["max_batch"] == int(values["batch"]))]
         if rows.empty:
             return math.nan
@@ -113,7 +118,7 @@ def deployment_for(config: Configuration, *, variants_dir: Path | None = None,
             step=step, variant=values["variant"],  # type: ignore[arg-type]
             folder=Path(variants_dir) / values["variant"] if variants_dir is not None else None,
             replicas=int(values["replicas"]), cpu=float(values["cpu"]),
-            threads=int(values.get("threads") or max(1, math.ceil(float(values["cpu"])))),
+            threads=_threads(values),
             batching=Batching(max_batch_size=int(values["batch"]),
                               max_queue_delay_ms=float(delay) if delay is not None else max_queue_delay_ms)))
     return PipelineDeployment(name="optimize-check", steps=steps)

@@ -52,19 +52,17 @@ def plot_pareto(answers: T3Answers, *, title: str | None = None) -> Any:
 
 def plot_prediction_check(summary: pd.DataFrame, *, sla_ms: float, runs: pd.DataFrame | None = None,
                           title: str | None = None) -> Any:
-    """Per configuration: predicted p99 (steps, and the SLA rule's bound), measured p99 with its 95% CI, and
+    """Per configuration (`check.check_summary`'s rows): the forecast p99 and the SLA rule's bound, the measured p99
+    of every request and the repeats' p99 with its 95% CI, and
     (given `runs`, `check.measure_configurations`'s rows) each repeat's p99."""
     fig, ax = plt.subplots(figsize=(9, 5))
     y = np.arange(len(summary))
     if len(summary):
         ax.scatter(summary["measured_p99_ms"], y, marker="o", s=60, color="tab:blue",
                    label="measured p99 (every request of the repeats)")
-        if "repeat_p99_mean_ms" in summary:
-            ci = summary["p99_ci95_ms"].fillna(0.0).to_numpy()
-            ax.errorbar(summary["repeat_p99_mean_ms"], y - 0.15, xerr=ci, fmt="none", ecolor="tab:blue", capsize=4,
-                        alpha=0.6, label="repeats' p99: mean, 95% CI")
-        forecast = summary["forecast_p99_ms"] if "forecast_p99_ms" in summary else summary["predicted_steps_p99_ms"]
-        ax.scatter(forecast, y, marker="x", s=90, color="tab:orange",
+        ax.errorbar(summary["repeat_p99_mean_ms"], y - 0.15, xerr=summary["p99_ci95_ms"].fillna(0.0).to_numpy(),
+                    fmt="none", ecolor="tab:blue", capsize=4, alpha=0.6, label="repeats' p99: mean, 95% CI")
+        ax.scatter(summary["forecast_p99_ms"], y, marker="x", s=90, color="tab:orange",
                    label="forecast p99 (step p99s + gateway overhead)")
         ax.scatter(summary["predicted_p99_ms"], y, marker="|", s=300, color="tab:gray",
                    label="SLA rule (+ gateway reserve)")

@@ -141,11 +141,9 @@ def check_words(summary: pd.DataFrame, sla_ms: float, rate: float) -> str:
     parts = []
     for _, r in summary.iterrows():
         ci = "" if pd.isna(r["p99_ci95_ms"]) else f" +/- {r['p99_ci95_ms']:.0f}"
-        forecast = r.get("forecast_p99_ms", r["predicted_steps_p99_ms"])
-        spread = "" if pd.isna(r.get("repeat_p99_mean_ms")) else \
-            f" (each repeat's p99: mean {r['repeat_p99_mean_ms']:.0f}{ci} ms)"
         parts.append(f"{r['configuration']}: measured p99 {r['measured_p99_ms']:.0f} ms over {int(r['repeats'])} "
-                     f"repeat(s){spread} against {forecast:.0f} ms forecast ({r['prediction_error']:+.0%}); "
+                     f"repeat(s) (each repeat's p99: mean {r['repeat_p99_mean_ms']:.0f}{ci} ms) against "
+                     f"{r['forecast_p99_ms']:.0f} ms forecast ({r['prediction_error']:+.0%}); "
                      f"goodput {r['goodput_rps']:.1f} requests/s, SLA attainment {r['sla_attainment']:.1%}, "
                      + ("within the SLA in every repeat" if r["meets_sla_every_repeat"] else "missed the SLA"))
     return (f"Deployed and driven with Poisson load at {rate:g} requests/s through the gateway ({sla_ms:g} ms SLA): "

@@ -18,8 +18,9 @@ def test_pareto_plot_marks_the_front_the_choice_and_each_baseline() -> None:
 
 
 def test_prediction_check_plot_shows_each_configuration_and_repeat() -> None:
-    summary = pd.DataFrame([{"configuration": "optimum", "measured_p99_ms": 50.0, "p99_ci95_ms": 5.0,
-                             "predicted_steps_p99_ms": 45.0, "predicted_p99_ms": 95.0}])
+    summary = pd.DataFrame([{"configuration": "optimum", "measured_p99_ms": 50.0, "repeat_p99_mean_ms": 50.0,
+                             "p99_ci95_ms": 5.0, "predicted_steps_p99_ms": 45.0, "forecast_p99_ms": 45.0,
+                             "predicted_p99_ms": 95.0}])
     runs = pd.DataFrame({"configuration": ["optimum"] * 3, "p99_ms": [45.0, 50.0, 55.0]})
     axis = plot_prediction_check(summary, sla_ms=100, runs=runs).axes[0]
     assert [t.get_text() for t in axis.get_yticklabels()] == ["optimum"]
