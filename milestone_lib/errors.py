@@ -113,6 +113,17 @@ class RegistryUnreachableError(RegistryError):
         )
 
 
+class RegistryServerFailureError(RegistryError):
+    """The server answers, but fails the request with HTTP 5xx on every retry: a fault inside it."""
+
+    def __init__(self, endpoint: str, cause: object, *, log_hint: str) -> None:
+        self.endpoint = endpoint
+        super().__init__(
+            f"model registry at '{endpoint}' answers but fails the request ({cause}); the fault is inside the "
+            f"server (out of disk or of storage volumes, say): {log_hint}"
+        )
+
+
 class RegistryCredentialsError(RegistryError):
     def __init__(self, endpoint: str, access_key_hint: str, *, hint: str = "") -> None:
         self.endpoint = endpoint

@@ -29,12 +29,13 @@ from ..errors import (
     ObjectNotFoundError,
     RegistryCredentialsError,
     RegistryError,
+    RegistryServerFailureError,
     RegistryUnreachableError,
 )
 from ..settings import RegistrySettings
 from .connection import resolve_settings
 from .credentials import mask_key
-from .endpoint import split_endpoint
+from .endpoint import LOCAL_HOSTS, split_endpoint
 
 __all__ = ["SHA256_META", "S3Store"]
 
@@ -109,8 +110,19 @@ class S3Store:
             raise self._translate(error, bucket, missing) from None
         except (ServerError, InvalidResponseError) as error:
             raise RegistryUnreachableError(self.endpoint, f"it does not answer as S3: {str(error)[:160]}") from None
+        except urllib3.exceptions.MaxRetryError as error:
+            if isinstance(error.reason, urllib3.exceptions.ResponseError):  # every retry got a 5xx
+                raise RegistryServerFailureError(self.endpoint, error.reason, log_hint=self._log_hint()) from None
+            raise RegistryUnreachableError(self.endpoint, _short_cause(error)) from None
         except urllib3.exceptions.HTTPError as error:
             raise RegistryUnreachableError(self.endpoint, _short_cause(error)) from None
+
+    def _log_hint(self) -> str:
+        host, _, _ = split_endpoint(self.settings.endpoint)
+        if host in LOCAL_HOSTS:
+            logs = Path(self.settings.data_dir) / "logs"
+            return f"read its log (the local server's is under {logs}) and restart it with `make registry-down registry-up`"
+        return "read the server's log, or ask its operator"
 
     def _translate(self, error: S3Error, bucket: str,
                    missing: Callable[[S3Error], RegistryError] | None) -> RegistryError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from milestone_lib.errors import (
     BucketMissingError,
     RegistryCredentialsError,
     RegistryError,
+    RegistryServerFailureError,
     RegistryUnreachableError,
     VariantNotFoundError,
 )
@@ -78,3 +81,34 @@ def test_no_credential_in_logs(registry: ModelRegistry, variant_factory, tmp_pat
     for value in secrets_of(registry.settings):
         assert value not in caplog.text
         assert value not in server_logs
+
+
+def test_a_server_failing_every_retry_is_not_called_unreachable(registry_server: RegistrySettings) -> None:
+    """A real loopback HTTP server that answers 500 to everything: the error says the server fails, and where its log is."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AlwaysFails)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = registry_server.model_copy(update={"endpoint": f"127.0.0.1:{server.server_port}"})
+        with pytest.raises(RegistryServerFailureError, match=(
+                r"at 'http://127\.0\.0\.1:\d+' answers but fails the request \(too many 500 error responses\); "
+                r"the fault is inside the server .*local server's is under .*/logs\)")) as caught:
+            ModelRegistry(settings).list_variants()
+        assert not isinstance(caught.value, RegistryUnreachableError)
+        assert _AlwaysFails.requests >= 3, "the 5xx is retried before it is reported"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _AlwaysFails(BaseHTTPRequestHandler):
+    requests = 0
+
+    def do_GET(self) -> None:
+        type(self).requests += 1
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass

@@ -17,7 +17,7 @@ from milestone_lib.containers.engine import describe_private_engine
 from milestone_lib.errors import RegistryServerError, RegistryUnreachableError
 from milestone_lib.net import free_port
 from milestone_lib.registry import ModelRegistry, open_registry
-from milestone_lib.registry.credentials import read_credentials
+from milestone_lib.registry.credentials import read_credentials, with_local_credentials
 from milestone_lib.registry.local_server import (
     describe_left_running,
     server_status,
@@ -200,3 +200,25 @@ def test_milestone_command_ends_by_saying_what_it_left_running(registry_server: 
     assert "make registry-down" in last[2]
     if engine:
         assert lines[-1] == f"  {engine}" and "make docker-down" in engine
+
+
+def test_a_server_holds_many_written_buckets(tmp_path: Path) -> None:
+    """Each bucket takes storage volumes of its own; the server must not run out after a couple of dozen.
+
+    SeaweedFS caps its volumes at free disk / volume size: with its automatic 1 GiB volumes a machine
+    with 27 GB free failed the 26th bucket's first write (HTTP 500), which broke CI's registry tests.
+    """
+    settings = local_registry_settings(tmp_path)
+    start_server(settings, bind_to_parent=True)
+    try:
+        settings = with_local_credentials(settings)
+        for index in range(20):
+            registry = ModelRegistry(settings.model_copy(update={
+                "models_bucket": f"models-{index}", "images_bucket": f"images-{index}",
+                "results_bucket": f"results-{index}",
+            }))
+            registry.ensure_buckets()
+            for bucket in registry.buckets.values():  # one written object per bucket: 60 collections
+                registry._put_bytes(bucket, "probe.txt", b"written")
+    finally:
+        stop_server(settings)

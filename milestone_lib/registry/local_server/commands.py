@@ -15,6 +15,7 @@ from .state import ServerKind
 __all__ = ["find_server_binary", "server_command"]
 
 _UNIX_SOCKET_MAX = 100  # sun_path holds 108 bytes; keep a margin
+_SEAWEED_VOLUME_MB = 64
 
 
 def find_server_binary(settings: RegistrySettings) -> tuple[ServerKind, Path]:
@@ -69,6 +70,10 @@ def _seaweedfs_command(binary: Path, data_dir: Path, port: int, ports: dict[str,
         f"-s3.config={config}", f"-s3.port={port}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         # Like MinIO and S3: a missing bucket is an error, not created on the fly by a put.
         "-s3.autoCreateBucket=false",
+        # Each bucket is a SeaweedFS collection with volumes of its own, and the volume count is capped
+        # at free disk / volume size. Mini's automatic 1 GiB volumes allow ~25 buckets on 27 GB free;
+        # 64 MiB volumes allow 16x as many, and large files are split into 4 MiB chunks anyway.
+        f"-master.volumeSizeLimitMB={_SEAWEED_VOLUME_MB}",
     ]
     command += [f"-{name}={value}" for name, value in ports.items()]
     for service in ("filer", "s3"):
