@@ -121,7 +121,8 @@ class S3Store:
         host, _, _ = split_endpoint(self.settings.endpoint)
         if host in LOCAL_HOSTS:
             logs = Path(self.settings.data_dir) / "logs"
-            return f"read its log (the local server's is under {logs}) and restart it with `make registry-down registry-up`"
+            return (f"read its log (the local server's is under {logs}); if the disk is short, free some and "
+                    "restart it with `make registry-down registry-up`")
         return "read the server's log, or ask its operator"
 
     def _translate(self, error: S3Error, bucket: str,
