@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import MilestoneError
 from ..files import atomic_write_text
+from ..profiling.machine import describe_machine
 from ..settings import ProjectSettings, run_settings
 from .plots import mark_smoke
 from .writers import save_figure, write_table
@@ -82,8 +83,6 @@ class MilestoneRun:
     def record(self, figures: Mapping[str, Any], *, backend: str | None = None) -> dict[str, Any]:
         """Write the headline figures to `<reports>/<notebook>.figures.json`, with the machine they were measured
         on and the deployment backend (`backend`, else the figures' own, else none); returns the figures."""
-        from ..profiling.machine import describe_machine
-
         plain = json.loads(json.dumps(dict(figures), default=_plain))
         document = {"notebook": self.notebook, "run": "smoke" if self.smoke else "full", "machine": describe_machine(),
                     "backend": backend or plain.get("backend") or "none (nothing deployed)", "figures": plain}

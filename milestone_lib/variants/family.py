@@ -25,7 +25,6 @@ from ..runtimes.tensorrt import tensorrt_unavailable_reason
 from ..settings import ProjectSettings
 from .config import FORMATS, BuildConfig, variant_name
 from .quantize import (
-    QUANTIZED_OPS,
     StaticInt8Plan,
     quantize_dynamic_int8,
     quantize_static_int8,
@@ -251,9 +250,10 @@ class FamilyBuilder:
         folder.mkdir(parents=True)
         target = folder / "model.onnx"
         if fmt == "onnx-int8-static":
-            plan = plan or StaticInt8Plan(tuple(QUANTIZED_OPS))
+            assert plan is not None  # the caller's: it is part of the variant's fingerprint
+            op_types, form = plan.op_types, plan.form
             return self.stages.time("quantize int8 static", lambda: quantize_static_int8(
-                onnx_path, target, calibration or [], op_types=plan.op_types, form=plan.form))
+                onnx_path, target, calibration or [], op_types=op_types, form=form))
         if fmt == "onnx-int8-dynamic":
             return self.stages.time("quantize int8 dynamic", lambda: quantize_dynamic_int8(onnx_path, target))
         precision = "int8" if fmt == "tensorrt-int8" else "fp16"
