@@ -254,6 +254,6 @@ class ReplicaBackend(DeploymentBackend, Generic[R]):
         """Wait for a generation newer than the last one seen, routing to exactly our replicas."""
         assert self._gateway is not None
         self.membership = wait_for_membership(
-            self._gateway.address, expected=self._expected(), after_generation=self.membership.generation,
+            self._gateway.address, expected=self._expected(), after=self.membership,
             timeout_s=self.membership_timeout_s, check=self._check_gateway, hint=self._gateway_hint(),
         )

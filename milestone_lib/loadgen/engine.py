@@ -32,6 +32,8 @@ class LoadOptions:
     """Measurement window; None: the engine's default (open loop 1 s, closed loop 2 s)."""
     timeout_s: float = 5.0
     """Per-request deadline; a request past it is counted as `timeout`."""
+    retry_unavailable: bool = True
+    """Send a request that failed with UNAVAILABLE again within its deadline (a restarting gateway)."""
     sla_ms: float | None = None
     """Latency bound of the goodput; None counts every ok answer."""
     tolerance: float = 0.1
@@ -101,7 +103,8 @@ class LoadSession:
 @asynccontextmanager
 async def load_session(target: str, images: Sequence[np.ndarray], opts: LoadOptions, *, total: int,
                        planned_s: float, desc: str) -> AsyncIterator[LoadSession]:
-    client = LoadClient.for_images(target, images, model=opts.model, input_name=opts.input_name)
+    client = LoadClient.for_images(target, images, model=opts.model, input_name=opts.input_name,
+                                   retry_unavailable=opts.retry_unavailable)
     bar = None
     if opts.progress if opts.progress is not None else planned_s > _PROGRESS_AFTER_S:
         from tqdm import tqdm

@@ -1,7 +1,8 @@
 """What a load run measured: per-request rows -> windows, stability, summary, send-lag check.
 
 Every request sent is one row (`request_frame`): `status` is `ok`, `failed` (with the gRPC `code`)
-or `timeout`, so `sent == ok + failed + timeouts` always holds. The first `warmup_s` seconds are
+or `timeout`, so `sent == ok + failed + timeouts` always holds; `retried` counts the measured
+requests sent more than once (UNAVAILABLE, then retried within the deadline). The first `warmup_s` seconds are
 window -1; the rest is cut into measurement windows, and a result is *stable* when the last three
 windows agree within `tolerance` (perf_analyzer's default: 10%) in throughput and mean latency.
 """
@@ -100,6 +101,7 @@ def summarize(requests: pd.DataFrame, *, duration_s: float, sla_ms: float | None
         "failed": int((measured["status"] == "failed").sum()),
         "timeouts": int((measured["status"] == "timeout").sum()),
         "errors_by_code": {str(k): int(v) for k, v in errors.items()},
+        "retried": int((measured["attempts"] > 1).sum()) if "attempts" in measured else 0,
         "duration_s": float(duration_s),
         "offered_rps": len(measured) * per_s,
         "throughput_rps": len(ok) * per_s,

@@ -40,6 +40,7 @@ class BalancedClient(LoadClient):
     def __init__(self, step: str, addresses: Sequence[str], payloads: Sequence[bytes]) -> None:
         self.target = ",".join(addresses)
         self.payloads = list(payloads)
+        self.retry_unavailable = False  # a profile measures the replica as it answers; a retry would hide that
         self.pool = ReplicaPool(step, max_message_bytes=MAX_MESSAGE_BYTES)
         self.pool.update(list(addresses))
         self._calls = {r.address: r.channel.unary_unary(MODEL_INFER) for r in self.pool.replicas}

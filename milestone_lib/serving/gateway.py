@@ -20,7 +20,7 @@ Membership: `--endpoints FILE` (`serving/membership.py` holds the whole contract
 query); the gateway polls it every `--poll-s` and applies a change without dropping requests (a
 removed replica takes no new request, its in-flight ones finish); a file that does not parse is
 logged and ignored until it changes. `ModelConfig("pipeline")` reports the membership in force and
-its `generation`; each change is also logged to stderr as `MEMBERSHIP {"generation": n, ...}`.
+its `generation` (with the gateway's `instance`, new at every start); each change is also logged to stderr as `MEMBERSHIP {"generation": n, ...}`.
 ServerReady / ModelReady("pipeline") are true while both steps have at least one replica.
 
 CLI:
@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,8 @@ class PipelineGateway:
         self.max_message_bytes = max_message_bytes
         self.pools: dict[str, ReplicaPool] = {}
         self.generation = 0
+        self.instance = secrets.token_hex(6)
+        """New at every start: a deployer tells a restarted gateway (generations from 1 again) by it."""
         self._endpoints = EndpointsWatcher(self.endpoints_file)
         self._watcher: asyncio.Task | None = None
         self._server: grpc.aio.Server | None = None

@@ -24,6 +24,7 @@ class Pipeline(Protocol):
     ready: bool
     policy: str
     generation: int
+    instance: str
     membership: dict[str, list[str]]
     metrics: GatewayMetrics
 
@@ -66,7 +67,7 @@ class GatewayServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelConfig(self, request, context):
         self._check_model(request.name)
         config = model_config_pb2.ModelConfig(name=PIPELINE_MODEL, platform="ensemble")
-        encode_membership(config.parameters, Membership(self.owner.generation, self.owner.membership))
+        encode_membership(config.parameters, Membership(self.owner.generation, self.owner.membership, self.owner.instance))
         config.parameters["policy"].string_value = self.owner.policy
         return service_pb2.ModelConfigResponse(config=config)
 

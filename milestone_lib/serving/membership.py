@@ -5,8 +5,9 @@
 
 The file is JSON `{"detect": ["host:port", ...], "classify": [...]}`, always replaced atomically
 (a reader never sees half of it). The gateway counts each applied change (`generation`) and
-reports the membership in force as `ModelConfig("pipeline").config.parameters["endpoints"]` (JSON)
-and `parameters["generation"]`; a deployer waits on that before it uses or stops a replica.
+reports the membership in force as `ModelConfig("pipeline").config.parameters["endpoints"]` (JSON),
+`parameters["generation"]` and `parameters["instance"]` (new at every gateway start: a restarted
+gateway counts from 1 again); a deployer waits on that before it uses or stops a replica.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class Membership:
 
     generation: int
     endpoints: Endpoints = field(default_factory=dict)
+    instance: str = ""
+    """Which gateway process reports it; a new one at every start (its generations start again at 1)."""
+
+    def newer_than(self, other: Membership | None) -> bool:
+        """Applied after `other`: a later generation of the same gateway, or any of a restarted one."""
+        return other is None or self.instance != other.instance or self.generation > other.generation
 
     def matches(self, expected: Mapping[str, list[str]]) -> bool:
         """Whether every step of `expected` has exactly those replicas (order ignored)."""
@@ -110,13 +117,15 @@ def encode_membership(parameters: Any, membership: Membership) -> None:
     """Write `membership` into a ModelConfig's `parameters` map (string values)."""
     parameters["endpoints"].string_value = json.dumps(membership.endpoints)
     parameters["generation"].string_value = str(membership.generation)
+    parameters["instance"].string_value = membership.instance
 
 
 def decode_membership(parameters: Any) -> Membership:
     """The inverse of `encode_membership`, from a ModelConfig's `parameters` map."""
     endpoints = json.loads(parameters["endpoints"].string_value or "{}")
     generation = int(parameters["generation"].string_value or 0)
-    return Membership(generation, {step: sorted(addrs) for step, addrs in endpoints.items()})
+    instance = parameters["instance"].string_value if "instance" in parameters else ""
+    return Membership(generation, {step: sorted(addrs) for step, addrs in endpoints.items()}, instance)
 
 
 def query_membership(address: str, *, timeout_s: float = 2.0) -> Membership:
@@ -137,11 +146,12 @@ def query_gateway_membership(address: str, *, timeout_s: float = 2.0) -> Endpoin
 
 
 def wait_for_membership(address: str, *, expected: Mapping[str, list[str]] | None = None,
-                        after_generation: int = -1, timeout_s: float = 15.0,
+                        after: Membership | None = None, timeout_s: float = 15.0,
                         check: Callable[[], None] | None = None, hint: str = "") -> Membership:
-    """Poll the gateway until its generation is past `after_generation` and it routes to `expected`.
+    """Poll the gateway until it reports a membership applied after `after` that routes to `expected`.
 
-    `check` runs on every poll and may raise (e.g. when the gateway process died).
+    `after` None: any membership counts. `check` runs on every poll and may raise (e.g. when the
+    gateway process died).
     """
     deadline = time.monotonic() + timeout_s
     seen: Membership | str = "nothing"
@@ -152,12 +162,13 @@ def wait_for_membership(address: str, *, expected: Mapping[str, list[str]] | Non
             seen = query_membership(address)
         except Exception as exc:  # noqa: BLE001 - not reachable yet; retried until the deadline
             seen = f"an error ({exc})"
-        if isinstance(seen, Membership) and seen.generation > after_generation and (
+        if isinstance(seen, Membership) and seen.newer_than(after) and (
                 expected is None or seen.matches(expected)):
             return seen
         if time.monotonic() > deadline:
+            since = f" after generation {after.generation}" if after is not None else ""
             raise DeploymentError(
-                f"the gateway at {address} did not report membership {dict(expected or {})} after generation "
-                f"{after_generation} within {timeout_s:.0f} s (it reports {seen}){'; ' + hint if hint else ''}"
+                f"the gateway at {address} did not report membership {dict(expected or {})}{since} "
+                f"within {timeout_s:.0f} s (it reports {seen}){'; ' + hint if hint else ''}"
             )
         time.sleep(0.05)

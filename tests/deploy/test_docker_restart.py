@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -25,6 +27,7 @@ from milestone_lib.deploy import (
     query_gateway_membership,
 )
 from milestone_lib.deploy.docker import DockerBackend
+from milestone_lib.loadgen import LoadResult, PoissonRate, run_open_loop
 from milestone_lib.serving.health import check_health
 from milestone_lib.settings import PROJECT_ROOT
 
@@ -127,3 +130,77 @@ def test_a_killed_local_replica_is_replaced_and_every_request_is_accounted_for(
         replacement = next(r for r in after.replicas if r.label == "detect-2")
         assert check_health(replacement.address) == "SERVING"
         assert replacement.address in query_gateway_membership(state.gateway.address)["detect"]
+
+
+def _kill_later(pid_of: Callable[[], int], after_s: float, killed: list[float]) -> Callable[[], None]:
+    """An `on_start` for the load generator: SIGKILL `pid_of()` `after_s` seconds into the run."""
+
+    def kill() -> None:
+        time.sleep(after_s)
+        killed.append(time.perf_counter())
+        os.kill(pid_of(), signal.SIGKILL)
+
+    return lambda: threading.Thread(target=kill, daemon=True).start()
+
+
+def _first_answer_after(result: LoadResult, t0: float, killed_at: float) -> float:
+    """Seconds from the kill to the first answer of a request sent after it."""
+    df = result.requests
+    after = df[(df["status"] == "ok") & (df["send_s"] + t0 > killed_at)]
+    return float((after["send_s"] + after["latency_ms"] / 1e3).min() + t0 - killed_at)
+
+
+def test_a_killed_local_gateway_comes_back_on_its_address_and_no_request_is_lost(
+        tiny_variants: dict[str, Path], images: list[np.ndarray], tmp_path: Path) -> None:
+    spec = PipelineDeployment(steps=[
+        StepDeployment(step="detect", variant="tiny-detect-onnx-fp32", folder=tiny_variants["detect"]),
+        StepDeployment(step="classify", variant="tiny-classify-onnx-fp32", folder=tiny_variants["classify"]),
+    ])  # type: ignore[arg-type]
+    with LocalBackend(workdir=tmp_path, pin=False, cpu_quota=False) as backend:
+        state = backend.deploy(spec)
+        killed: list[float] = []
+        t0 = time.perf_counter()
+        result = run_open_loop(state.gateway.address, images, PoissonRate(20, seed=1), duration_s=6.0, warmup_s=0.0,
+                               timeout_s=10.0, measure_overhead=False,
+                               on_start=_kill_later(lambda: backend.pids()[0], 2.0, killed))
+        s = result.summary
+        assert s["sent"] == s["ok"] + s["failed"] + s["timeouts"]  # the generator's accounting adds up
+        assert s["ok"] == s["sent"], s["errors_by_code"]  # in flight during the restart: retried, answered
+        assert s["retried"] > 0  # some met the dead gateway and were sent again
+        assert backend.supervisor is not None and backend.supervisor.restarts == ["gateway"]
+        after = backend.status()
+        assert after.gateway.alive and after.gateway.address == state.gateway.address
+        assert after.gateway.placement["pid"] != state.gateway.placement["pid"]
+        assert check_health(after.gateway.address) == "SERVING"
+        assert (tmp_path / "gateway.0.err").exists()  # the dead one's log is kept
+        backend.scale("detect", 2)  # the backend still drives the new gateway's membership
+        assert len(query_gateway_membership(after.gateway.address)["detect"]) == 2
+        print(f"local gateway: serving again {_first_answer_after(result, t0, killed[0]):.2f} s after the kill")
+
+
+def test_a_killed_container_gateway_is_restarted_by_the_engine_and_no_request_is_lost(
+        docker_client: docker.DockerClient, tiny_images: dict[str, BuiltImage], runtime_image: BuiltImage,
+        images: list[np.ndarray], tmp_path: Path) -> None:
+    with DockerBackend(workdir=tmp_path, client=docker_client) as backend:
+        state = backend.deploy(docker_spec(tiny_images, runtime_image))
+        container = docker_client.containers.get(state.gateway.placement["container"])
+
+        def gateway_server_pid() -> int:  # docker-init (--init) is the container's pid 1; the server is its child
+            return psutil.Process(container.attrs["State"]["Pid"]).children()[0].pid
+
+        killed: list[float] = []
+        t0 = time.perf_counter()
+        result = run_open_loop(state.gateway.address, images, PoissonRate(20, seed=2), duration_s=6.0, warmup_s=0.0,
+                               timeout_s=10.0, measure_overhead=False,
+                               on_start=_kill_later(gateway_server_pid, 2.0, killed))
+        s = result.summary
+        assert s["sent"] == s["ok"] + s["failed"] + s["timeouts"]
+        assert s["ok"] == s["sent"], s["errors_by_code"]
+        assert s["retried"] > 0
+        container.reload()
+        assert container.attrs["RestartCount"] >= 1  # the engine's restart policy brought it back
+        after = backend.status()
+        assert after.gateway.alive and after.gateway.address == state.gateway.address
+        backend.scale("detect", 2)  # the backend still drives the restarted gateway's membership
+        assert len(query_gateway_membership(after.gateway.address)["detect"]) == 2
+        print(f"docker gateway: serving again {_first_answer_after(result, t0, killed[0]):.2f} s after the kill")

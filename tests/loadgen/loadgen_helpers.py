@@ -83,5 +83,6 @@ def assert_accounted(result: LoadResult, *, received: int | None = None) -> None
     assert int(result.windows["sent"].sum()) == s["measured"]
     assert (df.loc[df["status"] == "ok", "code"] == "OK").all()
     assert sum(s["errors_by_code"].values()) == s["failed"] + s["timeouts"]
+    assert (df["attempts"] >= 1).all() and s["retried"] == int((df.loc[df["window"] >= 0, "attempts"] > 1).sum())
     if received is not None:
-        assert received == s["sent"]
+        assert received == int(df["attempts"].sum())  # every attempt reached the server, retries included

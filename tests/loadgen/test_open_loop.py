@@ -41,10 +41,20 @@ def test_failures_and_timeouts_are_counted_by_code(server: SleepServer) -> None:
     assert_accounted(result, received=server.servicer.received)
     assert s["ok"] == 10 and s["failed"] == 5 and s["timeouts"] == 5
     assert s["errors_by_code"] == {"UNAVAILABLE": 5, "DEADLINE_EXCEEDED": 5}
-    assert (df[df.status == "failed"]["error"] == "replica gone").all()
+    failed = df[df.status == "failed"]
+    assert (failed["error"] == "replica gone").all()
+    assert (failed["attempts"] > 1).all() and (failed["latency_ms"] < 300).all()  # retried until the deadline was near
+    assert (df[df.status != "failed"]["attempts"] == 1).all()
     timed_out = df[df.status == "timeout"]["latency_ms"]
     assert ((timed_out >= 290) & (timed_out < 2000)).all()  # the client's 0.3 s deadline, not the 2 s sleep
     assert s["sla_attainment"] == 0.5
+
+
+def test_unavailable_is_not_retried_when_asked_not_to(server: SleepServer) -> None:
+    result = run_open_loop(server.address, images(1), ConstantRate(20), duration_s=0.5, warmup_s=0.0,
+                           timeout_s=1.0, retry_unavailable=False, measure_overhead=False)
+    assert_accounted(result, received=server.servicer.received)
+    assert (result.requests["attempts"] == 1).all() and result.summary["errors_by_code"] == {"UNAVAILABLE": 10}
 
 
 def test_goodput_counts_only_answers_within_the_sla(server: SleepServer) -> None:

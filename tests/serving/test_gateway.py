@@ -34,6 +34,7 @@ from milestone_lib.inference import Classifier, Detector
 from milestone_lib.serving.balancer import ReplicaPool
 from milestone_lib.serving.membership import (
     Membership,
+    query_membership,
     wait_for_membership,
 )
 from milestone_lib.serving.protocol import (
@@ -208,6 +209,7 @@ def test_membership_changes_at_run_time_without_dropping_requests(serving_varian
         with spawn(GATEWAY, ["--endpoints", str(endpoints), "--port", "0", "--policy", "round-robin"],
                    tmp_path) as gateway:
             assert membership(gateway.address) == (1, {"detect": [det_a.address], "classify": [cls.address]})
+            first = query_membership(gateway.address)
             images = sample_images(4, seed=3)
             plan = {15: (1, [det_a.address, det_b.address]), 45: (2, [det_b.address])}
             reported: list[Membership] = []
@@ -218,8 +220,9 @@ def test_membership_changes_at_run_time_without_dropping_requests(serving_varian
                 phase, detect = plan[done]
                 write_endpoints(endpoints, {"detect": detect, "classify": [cls.address]})
                 # Wait on the generation the gateway reports, not on time: the poll may lag on a loaded machine.
+                after = reported[-1] if reported else first
                 reported.append(wait_for_membership(gateway.address, expected={"detect": detect},
-                                                    after_generation=phase, timeout_s=120))
+                                                    after=after, timeout_s=120))
                 return phase
 
             outcomes = _stream(gateway.address, images, concurrency=3, count=90, on_progress=change)

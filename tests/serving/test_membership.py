@@ -41,13 +41,22 @@ def test_membership_travels_in_model_config_parameters() -> None:
     assert decode_membership(config.parameters) == Membership(7, {"detect": ["a:1", "b:2"], "classify": ["c:3"]})
     assert Membership(2, {"detect": ["b", "a"]}).matches({"detect": ["a", "b"]})
     assert not Membership(2, {"detect": ["a"]}).matches({"detect": ["a", "b"]})
+    encode_membership(config.parameters, Membership(1, {"detect": ["a:1"]}, "f00d"))
+    assert decode_membership(config.parameters).instance == "f00d"
+
+
+def test_a_restarted_gateway_counts_as_newer_whatever_its_generation() -> None:
+    before = Membership(5, {"detect": ["a:1"]}, "old")
+    assert Membership(6, instance="old").newer_than(before) and not Membership(5, instance="old").newer_than(before)
+    assert Membership(1, instance="new").newer_than(before)  # restarted: generations start again at 1
+    assert Membership(1, instance="new").newer_than(None)
 
 
 def test_waiting_on_a_gateway_that_does_not_answer_names_it_and_what_was_expected() -> None:
     address = f"127.0.0.1:{free_port()}"
     with pytest.raises(DeploymentError, match=rf"the gateway at {address} did not report membership "
                                               r"\{'detect': \['x:1'\]\} after generation 4.*an error") as info:
-        wait_for_membership(address, expected={"detect": ["x:1"]}, after_generation=4, timeout_s=0.2,
+        wait_for_membership(address, expected={"detect": ["x:1"]}, after=Membership(4, instance="x"), timeout_s=0.2,
                             hint="read gateway.err")
     assert str(info.value).endswith("read gateway.err")
     calls: list[int] = []

@@ -7,7 +7,8 @@ rewrites it and waits until the gateway reports a newer membership generation wi
 replicas before it stops a removed one, so no request is dropped.
 
 A replica process that dies is replaced by a new one (`supervisor.py`); the gateway routes around it
-meanwhile. Nothing is left running: `teardown()` runs on `with` exit, on an exception, at interpreter exit
+meanwhile. A gateway that dies is started again on the same address, so clients (which retry
+UNAVAILABLE within their deadline, `loadgen/client.py`) reconnect to it. Nothing is left running: `teardown()` runs on `with` exit, on an exception, at interpreter exit
 and on SIGTERM to this process (`exit_hooks.py`); it also deletes the deployment's cgroups.
 """
 
@@ -47,7 +48,8 @@ class LocalBackend(ReplicaBackend[LocalProcess]):
         membership_timeout_s: how long the gateway may take to pick up a changed endpoints file.
         registry: a `ModelRegistry` for steps that name one (default: built from the environment).
         cores: the cores the deployment may use (default: this process's CPU affinity).
-        restart_replicas: replace a replica process that dies (`supervisor.py`); False: only report it.
+        restart_replicas: replace a replica process or the gateway when it dies (`supervisor.py`); False:
+            only report it.
     """
 
     name = "local"
@@ -65,7 +67,8 @@ class LocalBackend(ReplicaBackend[LocalProcess]):
         self._placer = Placer(self._cores, name="unused", pin=pin, cpu_quota=cpu_quota)
         self.restart_replicas = restart_replicas
         self.supervisor: Supervisor | None = None
-        """Replaces a replica process that died (`supervisor.restarts` lists them)."""
+        """Replaces a replica process or the gateway that died (`supervisor.restarts` lists them)."""
+        self._gateway_port = 0  # 0 until the first gateway bound one; a restarted gateway takes the same
 
     # ---------------------------------------------------------------- the interface
 
@@ -128,7 +131,7 @@ class LocalBackend(ReplicaBackend[LocalProcess]):
         assert self.workdir is not None and self.spec is not None
         gateway = self.spec.gateway
         args = [sys.executable, "-m", "milestone_lib.serving.gateway", "--endpoints", str(self._endpoints_path),
-                "--host", LOOPBACK, "--port", "0", "--policy", gateway.policy]
+                "--host", LOOPBACK, "--port", str(self._gateway_port), "--policy", gateway.policy]
         proc = spawn(args, step="gateway", index=0, workdir=self.workdir, cpu=gateway.cpu,
                      threads=gateway.thread_count, variant="pipeline", env=gateway.local.env)
         self._placer.place(proc, gateway.local)
@@ -138,8 +141,10 @@ class LocalBackend(ReplicaBackend[LocalProcess]):
         self._placer.release(replica)
 
     def _deployed(self) -> None:
+        assert self._gateway is not None
+        self._gateway_port = int(self._gateway.address.rsplit(":", 1)[1])
         if self.restart_replicas:
-            self.supervisor = Supervisor(lambda: self._members(with_gateway=False), self._revive)
+            self.supervisor = Supervisor(lambda: self._members(with_gateway=True), self._revive)
             self.supervisor.start()
 
     def _stop_watching(self) -> None:
@@ -149,6 +154,7 @@ class LocalBackend(ReplicaBackend[LocalProcess]):
 
     def _clean_up(self) -> None:
         self._placer.remove()
+        self._gateway_port = 0
 
     def _check_gateway(self) -> None:
         gateway = self._gateway
@@ -171,9 +177,26 @@ class LocalBackend(ReplicaBackend[LocalProcess]):
 
     def _revive(self, dead: LocalProcess) -> None:
         """Replace a replica that died: a new one of its step, ready, then swapped into the membership."""
+        if dead.step == "gateway":
+            self._revive_gateway(dead)
+            return
         with self._lock:
             if self.spec is None or dead not in self._replicas.get(dead.step, []):
                 return  # torn down or retired meanwhile
             self._start_ready(self.spec.step(dead.step), 1)
             self._retire([dead])
             self._publish()
+
+    def _revive_gateway(self, dead: LocalProcess) -> None:
+        """Start the gateway again on the address it had; it reads the endpoints file in force."""
+        with self._lock:
+            if self.spec is None or dead is not self._gateway:
+                return
+            stop_processes([dead], 0.0)  # what its process group left behind; closes its log files
+            self._placer.release(dead)
+            restarts = len(list(dead.err_path.parent.glob("gateway.*.err")))
+            for path in (dead.out_path, dead.err_path):  # keep the dead one's log beside the new one's
+                path.rename(path.with_name(f"gateway.{restarts}{path.suffix}"))
+            self._gateway = self._start_gateway()
+            self._wait_ready([self._gateway])
+            self._wait_membership()  # a new gateway instance: any generation of it that routes to ours

@@ -1,10 +1,11 @@
-"""Bring dead local replicas back: a thread that finds a replica process that exited and has it replaced.
+"""Bring dead local processes back: a thread that finds a replica or the gateway that exited and has it replaced.
 
-The local counterpart of a container restart policy. The backend's `revive(process)` starts a new
-replica of the same step, waits until it is ready and swaps it into the gateway's membership;
-meanwhile the gateway routes around the dead one (it answers UNAVAILABLE, which the gateway retries
-on another replica). Replicas the backend retires itself are out of its list before they stop, so
-they are never revived.
+The local counterpart of a container restart policy. For a replica, the backend's `revive(process)`
+starts a new one of the same step, waits until it is ready and swaps it into the gateway's
+membership; meanwhile the gateway routes around the dead one (it answers UNAVAILABLE, which the
+gateway retries on another replica). For the gateway, it starts a new one on the same address;
+meanwhile clients retry UNAVAILABLE within their deadline. Processes the backend retires itself
+are out of its list before they stop, so they are never revived.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ class Supervisor:
     """Polls `processes()` every `interval_s`; calls `revive(process)` for each one that is not alive."""
 
     def __init__(self, processes: Callable[[], list[LocalProcess]], revive: Callable[[LocalProcess], None], *,
-                 interval_s: float = 0.5) -> None:
+                 interval_s: float = 0.2) -> None:
         self.processes = processes
         self.revive = revive
         self.interval_s = interval_s
         self.restarts: list[str] = []
-        """Labels of the replicas replaced so far, in order."""
+        """Labels of the processes replaced so far (`detect-0`, `gateway`), in order."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
