@@ -1,4 +1,5 @@
-"""KubernetesBackend: how it finds a cluster, what it says without one, how it routes the gateway;
+"""KubernetesBackend: how it finds a cluster, what it says without one, how it routes the gateway,
+how it reports several gateway pods;
 and, where a kubeconfig is present, deploy, scale 1 -> 3 under load and teardown on that cluster.
 
 No cluster can run on the development machines: the cluster tests are skipped there with the
@@ -13,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kubernetes.client import V1ObjectMeta, V1Pod, V1PodCondition, V1PodStatus
+from kubernetes.client import (
+    V1ObjectMeta,
+    V1Pod,
+    V1PodCondition,
+    V1PodSpec,
+    V1PodStatus,
+)
 
 from milestone_lib.deploy import exit_hooks, make_backend, query_gateway_membership
 from milestone_lib.deploy.kubernetes import (
@@ -85,6 +92,67 @@ def test_the_gateway_routes_only_to_ready_pods_that_are_not_leaving() -> None:
     assert component_selector("detect-classify", "detect") == (
         "app.kubernetes.io/instance=detect-classify,app.kubernetes.io/component=detect")
     assert component_selector("detect-classify") == "app.kubernetes.io/instance=detect-classify"
+
+
+class _Pods:
+    """The cluster calls deploy() and status() make, over fixed pods per component (no API server)."""
+
+    host = "https://cluster.example:6443"
+
+    def __init__(self, pods: dict[str, list[V1Pod]]) -> None:
+        self.by_component, self.waited, self.deleted = pods, [], []
+
+    def pods(self, namespace: str, selector: str, **_: object) -> list[V1Pod]:
+        return self.by_component.get(selector.rpartition("app.kubernetes.io/component=")[2], [])
+
+    def apply(self, manifests: list[dict]) -> None:
+        self.applied = manifests
+
+    def delete_by_label(self, namespace: str, selector: str) -> list[str]:
+        self.deleted.append(selector)
+        return []
+
+    def wait_ready(self, namespace: str, name: str, replicas: int, *, selector: str, timeout_s: float) -> None:
+        self.waited.append((name, replicas))
+
+    def service_address(self, namespace: str, name: str) -> None:
+        return None  # unreachable: deploy stops there, after waiting for every component
+
+
+def _placed(pod: V1Pod, node: str) -> V1Pod:
+    pod.spec = V1PodSpec(containers=[], node_name=node)
+    return pod
+
+
+def test_deploy_waits_for_every_gateway_replica_and_the_budget_is_applied() -> None:
+    backend = KubernetesBackend(image_repository="milestone", node_cpu=4.0, gateway_replicas=3)
+    backend._cluster = cluster = _Pods({})  # type: ignore[assignment]
+    with pytest.raises(DeploymentError, match="this machine cannot reach the gateway Service"):
+        backend.deploy(default_deployment())
+    assert cluster.waited == [("detect-classify-detect", 1), ("detect-classify-classify", 1),
+                              ("detect-classify-gateway", 3)]
+    assert ("PodDisruptionBudget", "detect-classify-gateway") in {
+        (m["kind"], m["metadata"]["name"]) for m in cluster.applied}
+    assert cluster.deleted == ["app.kubernetes.io/instance=detect-classify"] * 2  # before, and the teardown after
+    assert backend.spec is None and backend.memberships == {} and backend.membership is None
+
+
+def test_status_reports_the_first_ready_gateway_pod_and_lists_every_gateway_pod() -> None:
+    backend = KubernetesBackend(image_repository="milestone")
+    backend.spec, backend.namespace, backend._gateway_address = default_deployment(), "milestone", "172.18.0.2:30080"
+    backend._cluster = _Pods({  # type: ignore[assignment]
+        "detect": [_placed(_pod("d-a", "10.0.0.1"), "n1")], "classify": [_placed(_pod("c-a", "10.0.0.2"), "n2")],
+        "gateway": [_placed(_pod("g-a", "10.0.0.3", ready=False), "n1"), _placed(_pod("g-b", "10.0.0.4"), "n2")]})
+    state = backend.status()
+    assert (state.gateway.step, state.gateway.address, state.gateway.alive) == ("gateway", "172.18.0.2:30080", True)
+    assert state.gateway.placement == {"pod": "g-b", "node": "n2", "namespace": "milestone"}
+    assert state.placement["gateway_pods"] == ["g-a", "g-b"]
+    assert state.warnings == ["1 of 2 gateway pods ready (not ready: g-a)"]
+    assert [r.label for r in state.replicas] == ["detect-0", "classify-0"] and len(state.to_frame()) == 3
+    assert backend.endpoints().gateway == "172.18.0.2:30080"
+    backend._cluster.by_component["gateway"][0] = _placed(_pod("g-a", "10.0.0.3"), "n1")  # type: ignore[attr-defined]
+    state = backend.status()
+    assert state.gateway.placement["pod"] == "g-a" and state.warnings == []
 
 
 # --- on a real cluster ----------------------------------------------------------------------------

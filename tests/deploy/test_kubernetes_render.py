@@ -1,5 +1,6 @@
 """Rendered Kubernetes manifests: schema-valid (kubernetes-validate --strict, offline schemas),
-requests = limits, gRPC probes, locked-down security, labels; k8s/ is what the renderer writes.
+requests = limits, gRPC probes, locked-down security, labels, several gateway pods spread over
+nodes with a disruption budget; k8s/ is what the renderer writes.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _validate(folder: Path, version: str) -> subprocess.CompletedProcess:
 def test_every_rendered_manifest_passes_strict_validation(tmp_path: Path, version: str) -> None:
     assert (SCHEMAS / f"v{version}-local-strict").is_dir(), sorted(p.name for p in SCHEMAS.iterdir())
     cases = {"default": (default_deployment(), default_settings()),
-             "fractional-hpa": (_fractional(), _settings(autoscale_max_replicas=4, gateway_service_type="ClusterIP"))}
+             "fractional-hpa": (_fractional(), _settings(autoscale_max_replicas=4, gateway_service_type="ClusterIP")),
+             "one-gateway": (default_deployment(), _settings(gateway_replicas=1))}
     for case, (spec, settings) in cases.items():
         manifests = render_manifests(spec, settings=settings)
         folder = tmp_path / case
@@ -81,7 +83,7 @@ def test_deployments_have_probes_requests_equal_limits_security_and_labels() -> 
     manifests = render_manifests(spec, settings=settings)
     deployments = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in _by_kind(manifests, "Deployment")}
     assert sorted(deployments) == ["classify", "detect", "gateway"]
-    assert deployments["detect"]["spec"]["replicas"] == 2 and deployments["gateway"]["spec"]["replicas"] == 1
+    assert deployments["detect"]["spec"]["replicas"] == 2 and deployments["gateway"]["spec"]["replicas"] == 2
     for component, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
@@ -124,6 +126,35 @@ def test_each_step_has_a_headless_service_and_the_gateway_reads_them_from_its_co
             "registry.example.com/milestone/milestone-resnet-tiny-onnx-fp32:latest",
             "registry.example.com/milestone/milestone-runtime:latest"]
     assert _by_kind(manifests, "HorizontalPodAutoscaler") == []
+
+
+def test_the_gateway_runs_several_pods_spread_over_nodes_with_a_disruption_budget() -> None:
+    spec = default_deployment()
+    manifests = render_manifests(spec, settings=_settings())
+    deployments = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in _by_kind(manifests, "Deployment")}
+    gateway = deployments["gateway"]["spec"]
+    assert gateway["replicas"] == KubernetesSettings.model_fields["gateway_replicas"].default == 2
+    assert gateway["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    pod = gateway["template"]["spec"]
+    assert pod["affinity"] == {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": gateway["selector"]["matchLabels"]},
+                                           "topologyKey": "kubernetes.io/hostname"}}]}}
+    assert gateway["selector"]["matchLabels"].items() <= gateway["template"]["metadata"]["labels"].items()
+    assert "affinity" not in deployments["detect"]["spec"]["template"]["spec"]  # only the gateway spreads
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["grpc"] == container["livenessProbe"]["grpc"] == {"port": 8000}
+    (budget,) = _by_kind(manifests, "PodDisruptionBudget")
+    assert budget["apiVersion"] == "policy/v1" and budget["metadata"]["name"] == "detect-classify-gateway"
+    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": gateway["selector"]["matchLabels"]}}
+    assert set(budget["metadata"]["labels"]) == LABEL_KEYS
+    assert "kind: PodDisruptionBudget" in manifest_files(manifests)["gateway.yaml"]
+
+    for replicas in (1, 4):
+        rendered = render_manifests(spec, settings=_settings(gateway_replicas=replicas))
+        (deployment,) = [d for d in _by_kind(rendered, "Deployment") if d["metadata"]["name"].endswith("-gateway")]
+        assert deployment["spec"]["replicas"] == replicas
+        # one pod: no budget (minAvailable 1 of 1 would block every node drain)
+        assert len(_by_kind(rendered, "PodDisruptionBudget")) == (replicas > 1)
 
 
 def test_an_autoscaler_per_step_when_asked() -> None:
@@ -194,4 +225,4 @@ def test_kubectl_kustomize_builds_the_committed_folder() -> None:
     assert result.returncode == 0, result.stderr
     built = {(m["kind"], m["metadata"]["name"]) for m in yaml.safe_load_all(result.stdout)}
     rendered = render_manifests(default_deployment(), settings=default_settings())
-    assert built == {(m["kind"], m["metadata"]["name"]) for m in rendered} and len(built) == len(rendered) == 8
+    assert built == {(m["kind"], m["metadata"]["name"]) for m in rendered} and len(built) == len(rendered) == 9

@@ -4,7 +4,9 @@
         backend.deploy(spec)           # render, apply, wait for ready pods, point the gateway at them
         backend.scale("detect", 3)     # patch the replica count, wait until ready, then route to them
 
-Scaling down picks the newest pods, takes them out of the gateway's membership first (`routing.py`),
+The gateway runs `gateway_replicas` pods behind its Service; every routing change waits until each
+ready gateway pod applies it. Scaling down picks the newest pods, takes them out of the gateways'
+membership first (`routing.py`),
 marks them with the lowest pod-deletion cost so the ReplicaSet removes exactly those, then patches
 the count: no request is sent to a pod that is stopping, and a stopping server finishes what it has.
 """
@@ -57,9 +59,10 @@ class KubernetesBackend(DeploymentBackend):
         self.namespace: str | None = None
         self._cluster: Cluster | None = None
         self._gateway_address: str | None = None
-        self._generation = -1
+        self.memberships: dict[str, Membership] = {}
+        """Gateway instance id -> what that gateway pod routes to after the last deploy or scale."""
         self.membership: Membership | None = None
-        """What the gateway routes to after the last deploy or scale (its generation too)."""
+        """One of `memberships` (they all route to the same replicas), as the other backends report it."""
 
     @property
     def cluster(self) -> Cluster:
@@ -83,7 +86,8 @@ class KubernetesBackend(DeploymentBackend):
             # a run that died without teardown left objects with this deployment's label: start clean
             self.cluster.delete_by_label(self.namespace, component_selector(spec.name))
             self.cluster.apply(manifests)
-            for component, replicas in [*((s.step, s.replicas) for s in spec.steps), ("gateway", 1)]:
+            for component, replicas in [*((s.step, s.replicas) for s in spec.steps),
+                                        ("gateway", settings.gateway_replicas)]:
                 self._wait(component, replicas)
             self._gateway_address = settings.gateway_address or self.cluster.service_address(
                 self.namespace, object_name(spec, "gateway"))
@@ -123,7 +127,7 @@ class KubernetesBackend(DeploymentBackend):
     def status(self) -> DeploymentState:
         spec, namespace = self._running()
         replicas: list[ReplicaState] = []
-        gateway: ReplicaState | None = None
+        gateways: list[ReplicaState] = []
         for component, port in [*((s.step, STEP_PORT) for s in spec.steps), ("gateway", GATEWAY_PORT)]:
             config = spec.gateway if component == "gateway" else spec.step(component)
             pods = self.cluster.pods(namespace, component_selector(spec.name, component))
@@ -133,17 +137,23 @@ class KubernetesBackend(DeploymentBackend):
                     threads=config.thread_count, alive=pod_ready(pod),
                     variant="pipeline" if component == "gateway" else config.variant,  # type: ignore[union-attr]
                     placement={"pod": pod.metadata.name, "node": pod.spec.node_name, "namespace": namespace})
-                if component == "gateway":
-                    gateway = gateway or state.model_copy(update={"address": self._gateway_address or state.address})
-                else:
-                    replicas.append(state)
-        if gateway is None:
-            raise DeploymentError(f"the gateway pod of '{spec.name}' is gone; `kubectl -n {namespace} get pods` "
+                (gateways if component == "gateway" else replicas).append(state)
+        if not gateways:
+            raise DeploymentError(f"the gateway pods of '{spec.name}' are gone; `kubectl -n {namespace} get pods` "
                                   "shows why, then teardown() and deploy again")
+        # one gateway entry (the first ready pod, at the Service's address); every gateway pod in placement
+        first = next((g for g in gateways if g.alive), gateways[0])
+        gateway = first.model_copy(update={"address": self._gateway_address or first.address})
         down = [r.label for r in replicas if not r.alive]
+        warnings = [f"replicas not ready: {', '.join(down)}"] if down else []
+        not_ready = [g.placement["pod"] for g in gateways if not g.alive]
+        if len(gateways) - len(not_ready) < self.settings.gateway_replicas:
+            warnings.append(f"{len(gateways) - len(not_ready)} of {self.settings.gateway_replicas} gateway pods ready"
+                            + (f" (not ready: {', '.join(not_ready)})" if not_ready else ""))
         return DeploymentState(name=spec.name, backend=self.name, gateway=gateway, replicas=replicas,
-                               placement={"namespace": namespace, "cluster": self.cluster.host},
-                               warnings=[f"replicas not ready: {', '.join(down)}"] if down else [])
+                               placement={"namespace": namespace, "cluster": self.cluster.host,
+                                          "gateway_pods": [g.placement["pod"] for g in gateways]},
+                               warnings=warnings)
 
     def endpoints(self) -> Endpoints:
         state = self.status()
@@ -167,8 +177,8 @@ class KubernetesBackend(DeploymentBackend):
             if self.spec is not None and self.namespace is not None and self._cluster is not None:
                 self._cluster.delete_by_label(self.namespace, component_selector(self.spec.name))
         finally:  # a cluster that went away must not keep this backend registered for ever
-            self.spec, self.namespace, self._gateway_address, self._generation = None, None, None, -1
-            self.membership = None
+            self.spec, self.namespace, self._gateway_address = None, None, None
+            self.memberships, self.membership = {}, None
             exit_hooks.unregister(self)
 
     # internals ----------------------------------------------------------------------------------
@@ -193,6 +203,6 @@ class KubernetesBackend(DeploymentBackend):
     def _route(self, endpoints: dict[str, list[str]]) -> None:
         spec, namespace = self._running()
         assert self._gateway_address is not None
-        membership = sync_gateway(self.cluster, spec, namespace, endpoints, gateway_address=self._gateway_address,
-                                  after_generation=self._generation, timeout_s=self.settings.membership_timeout_s)
-        self._generation, self.membership = membership.generation, membership
+        self.memberships = sync_gateway(self.cluster, spec, namespace, endpoints, gateway_address=self._gateway_address,
+                                        after=self.memberships, timeout_s=self.settings.membership_timeout_s)
+        self.membership = next(iter(self.memberships.values()))

@@ -19,7 +19,7 @@ __all__ = ["Cluster", "find_kubeconfig"]
 FIELD_MANAGER = "milestone"
 # Kinds a deployment creates, deleted in this order on teardown (the autoscaler first: it would scale back up).
 _OWNED_KINDS = [("autoscaling/v2", "HorizontalPodAutoscaler"), ("apps/v1", "Deployment"), ("v1", "Service"),
-                ("v1", "ConfigMap")]
+                ("v1", "ConfigMap"), ("policy/v1", "PodDisruptionBudget")]
 # Waiting reasons of a container that will not become ready by itself.
 _STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff", "CreateContainerConfigError",
           "CreateContainerError", "RunContainerError"}

@@ -24,6 +24,7 @@ __all__ = [
     "pod_security",
     "resources",
     "selector",
+    "spread_over_nodes",
 ]
 
 STEP_PORT = 8001
@@ -60,6 +61,14 @@ def labels(deployment: str, component: str) -> dict[str, str]:
         "app.kubernetes.io/managed-by": "milestone_lib",
         **selector(deployment, component),
     }
+
+
+def spread_over_nodes(match_labels: dict[str, str]) -> dict[str, Any]:
+    """A pod affinity that prefers one node per pod matching `match_labels` (scheduled anyway when nodes run out)."""
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 100,
+        "podAffinityTerm": {"labelSelector": {"matchLabels": dict(match_labels)},
+                            "topologyKey": "kubernetes.io/hostname"}}]}}
 
 
 def millicores(cpu: float, *, component: str, node_cpu: float | None = None) -> str:

@@ -3,7 +3,8 @@
 Per step: a Deployment (one pod per replica, CPU/memory requests = limits, gRPC probes, locked-down
 security context) and a headless Service (its DNS name resolves to every ready pod); optionally a
 HorizontalPodAutoscaler. The gateway: a ConfigMap holding its endpoints file, a Deployment that
-mounts it, and a Service. The ConfigMap starts with each step's headless Service name, so the
+mounts it (`gateway_replicas` pods, spread over nodes where possible), a Service over them, and,
+with more than one, a PodDisruptionBudget keeping one up through voluntary evictions. The ConfigMap starts with each step's headless Service name, so the
 manifests alone run the pipeline (`kubectl apply -k k8s/`); the backend then rewrites it with the
 ready pods' addresses (`membership.py`) and the gateway, which re-reads the file when it changes,
 balances over each replica.
@@ -28,6 +29,7 @@ from .objects import (
     pod_security,
     resources,
     selector,
+    spread_over_nodes,
 )
 from .settings import KubernetesSettings
 
@@ -99,7 +101,8 @@ def _container(name: str, image: str, args: list[str], *, cpu: str, memory: str,
 
 
 def _deployment(spec: PipelineDeployment, namespace: str, component: str, replicas: int, container: dict[str, Any],
-                *, options: Any, annotations: dict[str, str], volumes: list[dict[str, Any]]) -> dict[str, Any]:
+                *, options: Any, annotations: dict[str, str], volumes: list[dict[str, Any]],
+                spread: bool = False) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,  # the servers never call the API
         "enableServiceLinks": False,
@@ -112,6 +115,8 @@ def _deployment(spec: PipelineDeployment, namespace: str, component: str, replic
         pod["nodeSelector"] = dict(options.node_selector)
     if options is not None and options.service_account:
         pod["serviceAccountName"] = options.service_account
+    if spread:
+        pod["affinity"] = spread_over_nodes(selector(spec.name, component))
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": object_name(spec, component), "namespace": namespace,
@@ -158,6 +163,14 @@ def _autoscaler(spec: PipelineDeployment, namespace: str, step: StepDeployment,
     }
 
 
+def _disruption_budget(spec: PipelineDeployment, namespace: str, component: str) -> dict[str, Any]:
+    """Voluntary evictions (a node drain) leave at least one pod of `component` running."""
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": object_name(spec, component), "namespace": namespace,
+                         "labels": labels(spec.name, component)},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": selector(spec.name, component)}}}
+
+
 def _memory(settings: KubernetesSettings, component: str) -> str:
     if component not in settings.memory:
         raise DeploymentError(f"MILESTONE_K8S_MEMORY has no entry for '{component}' (it has "
@@ -195,11 +208,14 @@ def _gateway_objects(spec: PipelineDeployment, namespace: str, settings: Kuberne
                            env=options.env if options else {}, pull=settings.image_pull_policy)
     container["volumeMounts"].append({"name": "endpoints", "mountPath": _ENDPOINTS_DIR, "readOnly": True})
     volume = {"name": "endpoints", "configMap": {"name": object_name(spec, "endpoints")}}
-    return [endpoints_configmap(spec, namespace, initial),
-            _deployment(spec, namespace, "gateway", 1, container, options=options,
-                        annotations={"milestone/variant": "pipeline"}, volumes=[volume]),
-            _service(spec, namespace, "gateway", GATEWAY_PORT, headless=False,
-                     service_type=settings.gateway_service_type)]
+    objects = [endpoints_configmap(spec, namespace, initial),
+               _deployment(spec, namespace, "gateway", settings.gateway_replicas, container, options=options,
+                           annotations={"milestone/variant": "pipeline"}, volumes=[volume], spread=True),
+               _service(spec, namespace, "gateway", GATEWAY_PORT, headless=False,
+                        service_type=settings.gateway_service_type)]
+    if settings.gateway_replicas > 1:  # with one pod, minAvailable 1 would block every node drain
+        objects.append(_disruption_budget(spec, namespace, "gateway"))
+    return objects
 
 
 def render_manifests(spec: PipelineDeployment, *, settings: KubernetesSettings | None = None) -> list[dict[str, Any]]:

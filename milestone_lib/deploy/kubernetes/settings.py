@@ -37,6 +37,10 @@ class KubernetesSettings(BaseSettings):
     """Memory request = limit per component (the deployment spec has no memory field)."""
     gateway_service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "NodePort"
     """NodePort lets this machine reach the gateway on a kind/minikube node without a port-forward."""
+    gateway_replicas: int = Field(default=2, ge=1)
+    """Gateway pods behind its Service (`MILESTONE_K8S_GATEWAY_REPLICAS`): a gateway pod that dies or is evicted does
+    not stop the pipeline, the Service routes to the others. Spread over nodes where it can; above 1, a
+    PodDisruptionBudget keeps one up through a node drain."""
     gateway_address: str | None = None
     """host:port where this machine reaches the gateway (e.g. after `kubectl port-forward`); default: from its Service."""
     node_cpu: float | None = Field(default=None, gt=0)
