@@ -118,18 +118,23 @@ class DynamicBatcher(Generic[P, R]):
 
     async def submit(self, payload: P, *, size: int = 1, deadline: float | None = None) -> tuple[R, BatchTiming]:
         """Queue a payload of `size` rows; `deadline` is an absolute `time.monotonic()` or None."""
-        if len(self._queue) >= self.max_queue_size:
-            self._observer.dropped("queue_full")
-            raise QueueFullError(
-                f"step '{self.name}' queue is full ({self.max_queue_size} requests waiting); "
-                "retry later or add replicas"
-            )
+        self.refuse_if_full()
         pending = _Pending(payload, size, time.monotonic(), deadline, asyncio.get_running_loop().create_future())
         pending.future.add_done_callback(lambda fut: self._forget(pending) if fut.cancelled() else None)
         self._queue.append(pending)
         self._observer.queue_depth(len(self._queue))
         self._wakeup.set()
         return await pending.future
+
+    def refuse_if_full(self) -> None:
+        """Raise `QueueFullError` when a request would find the queue full; a server calls it before it
+        decodes a request, so a refusal under overload costs no decoding (that CPU goes to the batches)."""
+        if len(self._queue) >= self.max_queue_size:
+            self._observer.dropped("queue_full")
+            raise QueueFullError(
+                f"step '{self.name}' queue is full ({self.max_queue_size} requests waiting); "
+                "retry later or add replicas"
+            )
 
     def _forget(self, pending: _Pending) -> None:
         """The caller went away (cancelled, e.g. its gRPC deadline passed): free its queue slot."""

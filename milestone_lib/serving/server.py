@@ -138,6 +138,8 @@ class _StepServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             model = self._model(request.model_name)
             check_request(request, inputs=[spec.name for spec in model.inputs],
                           outputs=[spec.name for spec in model.outputs], max_batch_size=self.owner.max_request_rows)
+            # Refuse before decoding: no await from here to submit(), so the queue cannot fill meanwhile.
+            self.owner.batcher.refuse_if_full()
             shared_memory = self.owner.shared_memory
             inputs = decode_inputs(request, max_bytes=self.owner.max_request_bytes, shared_memory=shared_memory)
             to_regions = requested_output_regions(request, [spec.name for spec in model.outputs], shared_memory)
