@@ -4,10 +4,11 @@ It answers `ModelInfer` at once with fixed response bytes (a real server's respo
 shape travels back), after parsing the request as a real server would. What a client measures
 against it is the client's own cost plus the loopback transport: the generator's overhead.
 
-    python -m milestone_lib.loadgen.echo [--response FILE] [--delay-ms 0] [--port 0]   # prints READY 127.0.0.1:PORT
+    python -m milestone_lib.loadgen.echo [--response FILE] [--delay-ms 0] [--refuse] [--port 0]   # prints READY 127.0.0.1:PORT
 
 With `--delay-ms D` it works D ms per request first (busy, like a model): a server of known service
-time, against which a faithful client measures D plus the floor.
+time, against which a faithful client measures D plus the floor. With `--refuse` it answers every
+request RESOURCE_EXHAUSTED after parsing it: the least a gRPC server in Python spends on a refusal.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ _PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 
 async def serve_echo(response: bytes, *, host: str = LOOPBACK, port: int = 0, grace: float = 1.0,
-                     delay_ms: float = 0.0) -> None:
-    """Answer every ModelInfer with `response` until SIGTERM/SIGINT, after `delay_ms` of busy work each."""
+                     delay_ms: float = 0.0, refuse: bool = False) -> None:
+    """Answer every ModelInfer with `response` (or RESOURCE_EXHAUSTED if `refuse`) until SIGTERM/SIGINT,
+    after `delay_ms` of busy work each."""
     server = grpc.aio.server(options=grpc_channel_options())
     delay_s = delay_ms / 1e3
 
@@ -45,6 +47,8 @@ async def serve_echo(response: bytes, *, host: str = LOOPBACK, port: int = 0, gr
             end = time.perf_counter() + delay_s
             while time.perf_counter() < end:
                 pass
+        if refuse:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "echo server refuses every request")
         return response
 
     handler = grpc.unary_unary_rpc_method_handler(infer, request_deserializer=service_pb2.ModelInferRequest.FromString)
@@ -62,7 +66,8 @@ async def serve_echo(response: bytes, *, host: str = LOOPBACK, port: int = 0, gr
 class EchoServer:
     """The echo server in its own process (so it does not share the client's interpreter), as a context manager."""
 
-    def __init__(self, response: bytes = b"", *, delay_ms: float = 0.0, startup_timeout_s: float = 30.0) -> None:
+    def __init__(self, response: bytes = b"", *, delay_ms: float = 0.0, refuse: bool = False,
+                 startup_timeout_s: float = 30.0) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="loadgen-echo-")
         folder = Path(self._folder.name)
         (folder / "response.bin").write_bytes(response)
@@ -71,7 +76,7 @@ class EchoServer:
                    PYTHONPATH=os.pathsep.join(filter(None, [str(_PACKAGE_PARENT), os.environ.get("PYTHONPATH")])))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "milestone_lib.loadgen.echo", "--response", str(folder / "response.bin"),
-             "--delay-ms", str(delay_ms)],
+             "--delay-ms", str(delay_ms), *(["--refuse"] if refuse else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, env=env)
         try:
             self.address = self._wait_ready(startup_timeout_s)
@@ -127,13 +132,15 @@ def main(argv: list[str] | None = None) -> int:
                         "default: an empty response")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="busy time per request: a server of known "
                         "service time, to check that a client measures it plus its floor")
+    parser.add_argument("--refuse", action="store_true", help="answer every request RESOURCE_EXHAUSTED: "
+                        "the floor under a server's cost of refusing")
     args = parser.parse_args(argv)
     if args.response and not args.response.is_file():
         parser.error(f"--response {args.response}: no such file; write a serialized ModelInferResponse there "
                      "or leave the flag out for an empty response")
     response = args.response.read_bytes() if args.response else b""
     return run_service(serve_echo(response, host=args.host, port=args.port, grace=args.grace_s,
-                                  delay_ms=args.delay_ms))
+                                  delay_ms=args.delay_ms, refuse=args.refuse))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 `ReplicaPool.update(addresses)` changes membership at run time: a new address gets a channel; a
 removed replica leaves the choice at once but keeps its channel until its in-flight calls finish.
 A replica that answered UNAVAILABLE is avoided for `cooldown_s` while others are healthy.
+
+Admission: each replica's ModelConfig says how many requests it holds (its queue plus one batch);
+a replica with that many calls outstanding is full, the choice skips it, and `refuse_if_full`
+refuses a request at the gateway when every replica is full, before the gateway decodes it or
+the step server spends a receive and a refusal on it: under overload the CPU goes to the batches.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import Literal
 
 import grpc
 
-from ..errors import ServingError
-from .protocol import grpc_channel_options, service_pb2_grpc
+from ..errors import QueueFullError, ServingError
+from .protocol import grpc_channel_options, service_pb2, service_pb2_grpc
 
 __all__ = ["POLICIES", "NoReplicaError", "Policy", "Replica", "ReplicaPool"]
 
@@ -52,6 +57,13 @@ class Replica:
     down_until: float = 0.0
     metadata: dict[str, object] = field(default_factory=dict)
     """What the gateway learned from the replica's ModelMetadata (e.g. the classifier's imgsz)."""
+    holds: int | None = None
+    """Most requests the replica holds (max_queue_size + one batch, from its ModelConfig); None until known."""
+
+    @property
+    def full(self) -> bool:
+        """Another call would find its queue full (a call's answer in flight back counts until it lands)."""
+        return self.holds is not None and self.outstanding >= self.holds
 
     async def close(self) -> None:
         await self.channel.close()
@@ -69,6 +81,7 @@ class ReplicaPool:
         self.replicas: list[Replica] = []
         self._retired: set[Replica] = set()
         self._turn = itertools.count()
+        self._learning: set[asyncio.Task] = set()
 
     @property
     def addresses(self) -> list[str]:
@@ -83,12 +96,45 @@ class ReplicaPool:
             if replica is None:
                 channel = grpc.aio.insecure_channel(address, options=grpc_channel_options(self.max_message_bytes))
                 replica = Replica(self.step, address, channel, service_pb2_grpc.GRPCInferenceServiceStub(channel))
+                task = asyncio.get_running_loop().create_task(self._learn_holds(replica))
+                self._learning.add(task)
+                task.add_done_callback(self._learning.discard)
             kept.append(replica)
         self.replicas = kept
         for replica in current.values():
             replica.removed = True
             self._retired.add(replica)
         self._close_drained()
+
+    async def _learn_holds(self, replica: Replica, attempts: int = 20) -> None:
+        """Read the replica's queue and batch sizes; a replica still starting is asked again, up to ~10 s.
+        One that never answers stays without a limit: it is only ever refused by its own server."""
+        for attempt in range(attempts):
+            if replica.removed:
+                return
+            try:
+                answer = await replica.stub.ModelConfig(service_pb2.ModelConfigRequest(name=self.step), timeout=2.0)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    log.warning("%s replica %s gave no ModelConfig (%s): no admission limit", self.step,
+                                replica.address, exc.code().name)
+                    return
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+                continue
+            batching = answer.config.dynamic_batching
+            queue = batching.default_queue_policy.max_queue_size
+            if queue > 0 and batching.preferred_batch_size:
+                replica.holds = queue + max(batching.preferred_batch_size)
+            return
+
+    def refuse_if_full(self) -> None:
+        """Raise `QueueFullError` when every replica is full, as the step's own server would."""
+        if self.replicas and all(r.full for r in self.replicas):
+            holds = ", ".join(str(r.holds) for r in self.replicas)
+            raise QueueFullError(
+                f"step '{self.step}' queue is full at every replica (requests outstanding at the limit each "
+                f"holds: {holds}); retry later or add replicas"
+            )
 
     def _close_drained(self) -> None:
         for replica in [r for r in self._retired if r.outstanding == 0]:
@@ -101,6 +147,7 @@ class ReplicaPool:
             raise NoReplicaError(self.step, [r.address for r in exclude])
         now = time.monotonic()
         healthy = [r for r in candidates if r.down_until <= now] or candidates
+        healthy = [r for r in healthy if not r.full] or healthy
         turn = next(self._turn)
         if self.policy == "round-robin":
             return healthy[turn % len(healthy)]
@@ -123,6 +170,8 @@ class ReplicaPool:
                 self._close_drained()
 
     async def close(self) -> None:
+        for task in list(self._learning):
+            task.cancel()
         for replica in [*self.replicas, *self._retired]:
             await replica.close()
         self.replicas, self._retired = [], set()

@@ -14,6 +14,8 @@ Also `detect_replica` / `classify_replica` (string) and `detections` (int64).
 Errors: a replica that fails with UNAVAILABLE (killed, stopping, unreachable) is retried once
 on another replica; any other step error (RESOURCE_EXHAUSTED when a step refuses, DEADLINE_EXCEEDED,
 INVALID_ARGUMENT, ...) comes back to the caller with its code, naming the step and replica.
+Admission: when every replica of the first step holds as many calls as its queue and one batch
+(from its ModelConfig), a request is refused RESOURCE_EXHAUSTED before it is decoded or forwarded.
 The caller's deadline is passed on to each step call (with no deadline: `--step-timeout-s`).
 
 Membership: `--endpoints FILE` (`serving/membership.py` holds the whole contract: write, watch,
@@ -108,6 +110,10 @@ class PipelineGateway:
     def ready(self) -> bool:
         return bool(self.pools) and all(pool.replicas for pool in self.pools.values())
 
+    def admission_limits(self) -> dict[str, dict[str, int | None]]:
+        """Step -> replica -> requests it holds before the gateway refuses for it (None: not known yet)."""
+        return {step: {r.address: r.holds for r in pool.replicas} for step, pool in self.pools.items()}
+
     def reload_endpoints(self) -> bool:
         """Apply the endpoints file if it changed since the last good read; True when applied."""
         endpoints = self._endpoints.poll()
@@ -162,6 +168,7 @@ class PipelineGateway:
     # the pipeline -------------------------------------------------------------------------
     async def infer(self, request: service_pb2.ModelInferRequest, time_remaining: float | None,
                     started: float) -> service_pb2.ModelInferResponse:
+        self.pools[STEPS[0]].refuse_if_full()  # before any work: a refusal under overload costs ~nothing
         check_request(request, inputs=("IMAGE",), outputs=("DETECTIONS",), shared_memory=False)
         inputs = decode_inputs(request, max_bytes=self.max_message_bytes)
         image = inputs.get("IMAGE")

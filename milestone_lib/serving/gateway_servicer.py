@@ -1,12 +1,14 @@
 """The gateway's gRPC edge: Open Inference Protocol calls mapped onto a `PipelineGateway`.
 
 Health and metadata answer from the gateway's state; `ModelConfig("pipeline")` carries the
-membership in force (`serving/membership.py`); `ModelInfer` counts every outcome by code.
+membership in force (`serving/membership.py`), the policy, and `admission` (JSON: step -> replica ->
+the requests it holds, null until its ModelConfig answered); `ModelInfer` counts every outcome by code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Protocol
 
@@ -27,6 +29,8 @@ class Pipeline(Protocol):
     instance: str
     membership: dict[str, list[str]]
     metrics: GatewayMetrics
+
+    def admission_limits(self) -> dict[str, dict[str, int | None]]: ...
 
     async def infer(self, request: service_pb2.ModelInferRequest, time_remaining: float | None,
                     started: float) -> service_pb2.ModelInferResponse: ...
@@ -69,6 +73,7 @@ class GatewayServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         config = model_config_pb2.ModelConfig(name=PIPELINE_MODEL, platform="ensemble")
         encode_membership(config.parameters, Membership(self.owner.generation, self.owner.membership, self.owner.instance))
         config.parameters["policy"].string_value = self.owner.policy
+        config.parameters["admission"].string_value = json.dumps(self.owner.admission_limits())
         return service_pb2.ModelConfigResponse(config=config)
 
     @map_errors

@@ -47,7 +47,9 @@ def test_failures_and_timeouts_are_counted_by_code(server: SleepServer) -> None:
     assert (df[df.status != "failed"]["attempts"] == 1).all()
     timed_out = df[df.status == "timeout"]["latency_ms"]
     assert ((timed_out >= 290) & (timed_out < 2000)).all()  # the client's 0.3 s deadline, not the 2 s sleep
-    assert s["sla_attainment"] == 0.5
+    # Only the ok half can meet the SLA; which of them did is this machine's timing, the rule is not.
+    within = ((df["status"] == "ok") & (df["latency_ms"] <= 100)).sum()
+    assert s["sla_attainment"] == within / s["measured"] <= 0.5
 
 
 def test_unavailable_is_not_retried_when_asked_not_to(server: SleepServer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -69,8 +70,11 @@ def test_every_row_traces_to_a_measurement_or_its_inputs(sweep) -> None:
     assert result.pipeline_measured["trace"].str.contains("gateway open loop").all()
 
 
-def test_half_a_cpu_serves_a_cpu_bound_load_about_twice_as_slowly(smoke_variants: dict[str, Path],
-                                                                  tmp_path: Path) -> None:
+def test_a_cpu_quota_caps_the_replica_and_an_image_costs_the_same_cpu_at_either_quota(
+        smoke_variants: dict[str, Path], tmp_path: Path) -> None:
+    """Read from the kernel's own accounting, so the load of other processes cannot move it: the quota
+    caps what the replica uses, the replica wants more than half a CPU (it is throttled), and an image
+    costs the same CPU time at either quota, so half the CPU serves half the images per second."""
     spec = PipelineDeployment.for_variants(DETECT, CLASSIFY, cpu={"detect": 1.0, "classify": 0.25},
                                            variants_dir=smoke_variants[DETECT].parent)
     images = load_images(variant_folder=smoke_variants[DETECT], limit=8)
@@ -79,18 +83,28 @@ def test_half_a_cpu_serves_a_cpu_bound_load_about_twice_as_slowly(smoke_variants
         group = backend.cgroups().get("detect-0")
         if group is None:
             pytest.skip("this machine cannot set a CPU quota (see the deployment warnings)")
+        assert "usage_s" in group.stats(), "the CPU accounting (cpuacct) should be there where a quota is"
         target = backend.endpoints().steps["detect"]
         payloads = step_payloads("detect", images)
-        rates: dict[float, list[float]] = {1.0: [], 0.5: []}
+        used: dict[float, list[float]] = {1.0: [], 0.5: []}
+        cpu_per_image: dict[float, list[float]] = {1.0: [], 0.5: []}
         for _ in range(3):  # interleaved, so drifting load from elsewhere hits both alike
             for cpu in (1.0, 0.5):
                 group.set_cpu(cpu)
+                before, started = group.stats(), time.monotonic()
                 result = run_balanced_saturation("detect", target, payloads, 8, warmup_s=0.5, window_s=1.0,
                                                  min_windows=3, max_windows=3)
+                after, wall = group.stats(), time.monotonic() - started
                 assert result.summary["measured"] == result.summary["ok"]
-                rates[cpu].append(result.summary["throughput_rps"])
-    ratio = statistics.median(rates[1.0]) / statistics.median(rates[0.5])
-    assert 1.6 <= ratio <= 2.4, f"1 CPU {rates[1.0]} vs 0.5 CPU {rates[0.5]} images/s: ratio {ratio:.2f}"
+                usage = after["usage_s"] - before["usage_s"]
+                # One CFS period (0.1 s) of quota may straddle the edges of the window.
+                assert usage <= cpu * (wall + 2 * 0.1), (cpu, usage, wall)
+                if cpu == 0.5:
+                    assert after["nr_throttled"] > before["nr_throttled"], "a saturated replica hits its quota"
+                used[cpu].append(usage / wall)
+                cpu_per_image[cpu].append(usage / int((result.requests["status"] == "ok").sum()))
+    cost = {cpu: statistics.median(values) for cpu, values in cpu_per_image.items()}
+    assert 0.75 <= cost[0.5] / cost[1.0] <= 1.33, f"CPU seconds per image {cpu_per_image}; CPU used {used}"
 
 
 def test_frames_have_the_contract_columns(sweep) -> None:

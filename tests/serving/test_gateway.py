@@ -30,6 +30,7 @@ from serving_helpers import (
 
 from milestone_lib.contracts import load_manifest
 from milestone_lib.data.geometry import cut_crops
+from milestone_lib.errors import QueueFullError
 from milestone_lib.inference import Classifier, Detector
 from milestone_lib.serving.balancer import ReplicaPool
 from milestone_lib.serving.membership import (
@@ -260,15 +261,33 @@ def test_killing_a_replica_mid_stream_loses_no_request(pipeline):
 
 
 @pytest.mark.slow
+def _admission_limits(address: str, until, timeout_s: float = 10.0) -> dict:
+    """The gateway's `admission` parameter of ModelConfig('pipeline'), polled until `until(limits)`."""
+    from milestone_lib.serving.protocol import service_pb2
+
+    channel, stub = stub_for(address)
+    end = time.monotonic() + timeout_s
+    with channel:
+        while True:
+            config = stub.ModelConfig(service_pb2.ModelConfigRequest(name="pipeline"), timeout=5).config
+            limits = json.loads(config.parameters["admission"].string_value)
+            if until(limits) or time.monotonic() > end:
+                return limits
+            time.sleep(0.05)
+
+
 def test_a_refusing_step_comes_back_as_resource_exhausted_and_the_deadline_goes_downstream(serving_variants,
                                                                                           tmp_path):
+    metrics_port = free_port()
     det_args = step_server_args(serving_variants["detect"], max_batch_size=1, max_queue_size=1,
-                                max_queue_delay_ms=0)
+                                max_queue_delay_ms=0, metrics_port=metrics_port)
     slow_args = step_server_args(serving_variants["tiny-classify"], max_batch_size=8, max_queue_delay_ms=800)
     with spawn(SERVER, det_args, tmp_path) as det, spawn(SERVER, slow_args, tmp_path) as cls:
         endpoints = tmp_path / "endpoints.json"
         write_endpoints(endpoints, {"detect": [det.address], "classify": [cls.address]})
         with spawn(GATEWAY, ["--endpoints", str(endpoints), "--port", "0"], tmp_path) as gateway:
+            limits = _admission_limits(gateway.address, lambda got: got["detect"].get(det.address) is not None)
+            assert limits["detect"] == {det.address: 2}  # its queue of 1 + a batch of 1
             image = next(im for im in sample_images(8, seed=1)
                          if len(Detector(load_manifest(serving_variants["detect"]), serving_variants["detect"])([im])[0]))
 
@@ -277,7 +296,7 @@ def test_a_refusing_step_comes_back_as_resource_exhausted_and_the_deadline_goes_
                     from milestone_lib.serving.protocol import service_pb2_grpc
 
                     stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-                    calls = [stub.ModelInfer(pipeline_request(image), timeout=0.3) for _ in range(12)]
+                    calls = [stub.ModelInfer(pipeline_request(image), timeout=0.3) for _ in range(24)]
                     return await asyncio.gather(*calls, return_exceptions=True)
 
             outcomes = asyncio.run(burst())
@@ -288,6 +307,12 @@ def test_a_refusing_step_comes_back_as_resource_exhausted_and_the_deadline_goes_
             # The classifier holds a lone request for 800 ms: the caller's 300 ms deadline passes first.
             assert grpc.StatusCode.DEADLINE_EXCEEDED in codes, details
             assert not [o for o in outcomes if not isinstance(o, (Exception,))], "none can finish within 300 ms"
+            # The gateway refused at the door: it never sent the step more than it holds, so the
+            # step itself refused nothing.
+            assert any("at every replica" in d for d in details), details
+            model = load_manifest(serving_variants["detect"]).name
+            assert scrape(metrics_port).get(f'milestone_step_dropped_total{{model="{model}",reason="queue_full"}}',
+                                            0.0) == 0
 
 
 def test_replica_pool_policies_and_membership() -> None:
@@ -316,3 +341,26 @@ def test_replica_pool_policies_and_membership() -> None:
     assert after == {"127.0.0.1:2"} and still == "127.0.0.1:2"
     with pytest.raises(ValueError, match="unknown balancing policy 'random'"):
         ReplicaPool("detect", policy="random", max_message_bytes=1)  # type: ignore[arg-type]
+
+
+def test_the_pool_skips_full_replicas_and_refuses_when_every_replica_is_full() -> None:
+    async def scenario():
+        pool = ReplicaPool("detect", policy="round-robin", max_message_bytes=1 << 20)
+        pool.update(["127.0.0.1:1", "127.0.0.1:2"])
+        a, b = pool.replicas
+        a.holds, b.holds = 1, 2
+        pool.refuse_if_full()  # nothing outstanding
+        with pool.track(a):
+            picks = {pool.pick().address for _ in range(4)}  # round-robin, but a is full
+            with pool.track(b):
+                pool.refuse_if_full()  # b holds 2
+                with pool.track(b), pytest.raises(QueueFullError, match="step 'detect' queue is full at every"):
+                    pool.refuse_if_full()
+            pool.refuse_if_full()  # b answered one: room again
+        b.holds = None  # a replica whose limit is not known is never full at the gateway
+        with pool.track(a), pool.track(b), pool.track(b), pool.track(b):
+            pool.refuse_if_full()
+        await pool.close()
+        return picks
+
+    assert asyncio.run(scenario()) == {"127.0.0.1:2"}

@@ -49,7 +49,9 @@ def test_every_format_is_built_with_a_verifiable_manifest(smoke_variants: dict[s
             assert (folder / entry.path).stat().st_size == entry.size_bytes
         assert set(manifest.latency_ms) == LATENCY_KEYS and all(v > 0 for v in manifest.latency_ms.values())
         if manifest.precision == "fp32":  # the exported network computes what PyTorch computes, so it scores the same
-            assert manifest.accuracy[metric] == pytest.approx(reference.accuracy[metric], abs=0.01), manifest.name
+            # up to float rounding: a crop whose top two scores tie may flip (one crop of the val split)
+            one = 1.0 / manifest.accuracy["val_crops"] if manifest.step == "classify" else 0.01
+            assert manifest.accuracy[metric] == pytest.approx(reference.accuracy[metric], abs=one), manifest.name
         if manifest.step == "classify":  # top-1 is over one jittered crop per ground-truth box of the val split
             assert manifest.accuracy["val_crops"] == _val_boxes(smoke_dataset)
         assert manifest.inputs[0].shape[1:] in ([3, manifest.imgsz, manifest.imgsz], [3, -1, -1])
