@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmedians of {args.repeats} rounds ({args.detect} -> {args.classify}, batch {args.max_batch_size}, "
           f"queue {args.max_queue_size}, one replica each, " + (
               f"pipeline on cores {sorted(pipeline_cpus or [])}, generator on {sorted(generator_cpus or [])}):"
-              if pipeline_cpus or generator_cpus else f"{psutil.cpu_count()} cores shared by all):"))
+              if pipeline_cpus or generator_cpus else f"{len(os.sched_getaffinity(0))} cores shared by all):"))
     print(f"  goodput at {args.factor:g}x / capacity: {med['goodput_ratio']:.3f}  (target >= 0.9: "
           f"{'met' if med['goodput_ratio'] >= 0.9 else 'NOT met'})")
     print(f"  refusal p50: {med['refusal_p50_ms']:.2f} ms  (target <= 10 ms: "

@@ -81,7 +81,7 @@ class ReplicaPool:
         self.replicas: list[Replica] = []
         self._retired: set[Replica] = set()
         self._turn = itertools.count()
-        self._learning: set[asyncio.Task] = set()
+        self._learning: dict[Replica, asyncio.Task] = {}
 
     @property
     def addresses(self) -> list[str]:
@@ -96,15 +96,20 @@ class ReplicaPool:
             if replica is None:
                 channel = grpc.aio.insecure_channel(address, options=grpc_channel_options(self.max_message_bytes))
                 replica = Replica(self.step, address, channel, service_pb2_grpc.GRPCInferenceServiceStub(channel))
-                task = asyncio.get_running_loop().create_task(self._learn_holds(replica))
-                self._learning.add(task)
-                task.add_done_callback(self._learning.discard)
+                self._learn(replica)
             kept.append(replica)
         self.replicas = kept
         for replica in current.values():
             replica.removed = True
             self._retired.add(replica)
         self._close_drained()
+
+    def _learn(self, replica: Replica) -> None:
+        if replica in self._learning:  # one question at a time per replica, however often it fails
+            return
+        task = asyncio.get_running_loop().create_task(self._learn_holds(replica))
+        self._learning[replica] = task
+        task.add_done_callback(lambda _: self._learning.pop(replica, None))
 
     async def _learn_holds(self, replica: Replica, attempts: int = 20) -> None:
         """Read the replica's queue and batch sizes; a replica still starting is asked again, up to ~10 s.
@@ -158,6 +163,9 @@ class ReplicaPool:
 
     def mark_down(self, replica: Replica) -> None:
         replica.down_until = time.monotonic() + self.cooldown_s
+        # What comes back on that address (a restarted replica) may hold a different queue: ask again.
+        replica.holds = None
+        self._learn(replica)
 
     @contextlib.contextmanager
     def track(self, replica: Replica) -> Iterator[Replica]:
@@ -170,7 +178,7 @@ class ReplicaPool:
                 self._close_drained()
 
     async def close(self) -> None:
-        for task in list(self._learning):
+        for task in list(self._learning.values()):
             task.cancel()
         for replica in [*self.replicas, *self._retired]:
             await replica.close()
