@@ -4,10 +4,13 @@
 removed replica leaves the choice at once but keeps its channel until its in-flight calls finish.
 A replica that answered UNAVAILABLE is avoided for `cooldown_s` while others are healthy.
 
-Admission: each replica's ModelConfig says how many requests it holds (its queue plus one batch);
-a replica with that many calls outstanding is full, the choice skips it, and `refuse_if_full`
-refuses a request at the gateway when every replica is full, before the gateway decodes it or
-the step server spends a receive and a refusal on it: under overload the CPU goes to the batches.
+Admission: a replica takes `holds` calls at a time from the gateway: its max_queue_size from its
+ModelConfig (or one batch, where that is larger). A replica with that many calls outstanding is
+full, the choice skips it, and `refuse_if_full` refuses a request at the gateway when every
+replica is full, before the gateway decodes it or the step server spends a receive and a refusal
+on it: under overload the CPU goes to the batches. The gateway counts a call until its answer
+lands, so a replica fed by one gateway finds fewer than max_queue_size requests waiting whenever
+one arrives, and never refuses one itself (however its batcher interleaves arrivals and batches).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class Replica:
     metadata: dict[str, object] = field(default_factory=dict)
     """What the gateway learned from the replica's ModelMetadata (e.g. the classifier's imgsz)."""
     holds: int | None = None
-    """Most requests the replica holds (max_queue_size + one batch, from its ModelConfig); None until known."""
+    """Calls the gateway keeps outstanding on it: max(max_queue_size, batch) from its ModelConfig; None until known."""
 
     @property
     def full(self) -> bool:
@@ -129,7 +132,7 @@ class ReplicaPool:
             batching = answer.config.dynamic_batching
             queue = batching.default_queue_policy.max_queue_size
             if queue > 0 and batching.preferred_batch_size:
-                replica.holds = queue + max(batching.preferred_batch_size)
+                replica.holds = max(queue, *batching.preferred_batch_size)
             return
 
     def refuse_if_full(self) -> None:

@@ -14,7 +14,7 @@ Also `detect_replica` / `classify_replica` (string) and `detections` (int64).
 Errors: a replica that fails with UNAVAILABLE (killed, stopping, unreachable) is retried once
 on another replica; any other step error (RESOURCE_EXHAUSTED when a step refuses, DEADLINE_EXCEEDED,
 INVALID_ARGUMENT, ...) comes back to the caller with its code, naming the step and replica.
-Admission: when every replica of the first step holds as many calls as its queue and one batch
+Admission: when every replica of the first step has as many calls outstanding as its queue holds
 (from its ModelConfig), a request is refused RESOURCE_EXHAUSTED before it is decoded or forwarded.
 The caller's deadline is passed on to each step call (with no deadline: `--step-timeout-s`).
 
