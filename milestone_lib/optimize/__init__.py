@@ -6,7 +6,7 @@
     enumerate.py  solve_exhaustive, count_meeting, meeting_table: every pair tried (the cross-check)
     diagnose.py   nothing meets it: why, the closest configurations, what would have to change
     solution.py   Configuration, Solution
-    pareto.py     pareto_front, hypervolume, cost_accuracy_cloud
+    pareto.py     pareto_front, hypervolume, cost_accuracy_cloud, better_for_little_more (the regret rule)
     baselines.py  static smallest / most accurate, INFaaS-style per step, IPA-style (no fan-out)
     source.py     SweepSource (notebook 04's profiles at any rate), SyntheticSource, load_pipeline_accuracy
     t3.py         t3_answers: every T3 question answered with numbers
@@ -34,13 +34,25 @@ from .check import (
 from .diagnose import closest_configurations, infeasible_solution
 from .enumerate import count_meeting, meeting_table, objective_keys, solve_exhaustive
 from .milp import solve_milp
-from .pareto import cost_accuracy_cloud, hypervolume, pair_frontier, pareto_front
+from .pareto import (
+    REGRET_COST_FACTOR,
+    REGRET_GAIN,
+    better_for_little_more,
+    cost_accuracy_cloud,
+    front_steps,
+    hypervolume,
+    on_front,
+    pair_frontier,
+    pareto_front,
+)
 from .plots import plot_pareto, plot_prediction_check
 from .problem import (
     KEY,
     Objective,
     PipelineProblem,
     build_problem,
+    machine_cpus,
+    objective_from,
     pair_accuracy_map,
     prune_dominated,
 )
@@ -58,6 +70,8 @@ from .t3 import RULE, t3_answers
 __all__ = [
     "ANSWER_FILES",
     "KEY",
+    "REGRET_COST_FACTOR",
+    "REGRET_GAIN",
     "RULE",
     "CandidateSource",
     "CheckPlan",
@@ -69,6 +83,7 @@ __all__ = [
     "SyntheticGrid",
     "SyntheticSource",
     "T3Answers",
+    "better_for_little_more",
     "build_problem",
     "check_plan",
     "check_summary",
@@ -79,16 +94,20 @@ __all__ = [
     "deployment_for",
     "evaluate",
     "forecast_p99_ms",
+    "front_steps",
     "gateway_overhead_ms",
     "hypervolume",
     "infeasible_solution",
     "ipa_style",
     "load_pipeline_accuracy",
     "load_t3_answers",
+    "machine_cpus",
     "mean_ci",
     "measure_configurations",
     "meeting_table",
+    "objective_from",
     "objective_keys",
+    "on_front",
     "pair_accuracy_map",
     "pair_frontier",
     "pareto_front",

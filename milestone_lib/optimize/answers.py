@@ -17,7 +17,10 @@ import pandas as pd
 from ..errors import MilestoneError
 from ..files import atomic_write_text
 
-__all__ = ["ANSWER_FILES", "T3Answers", "load_t3_answers"]
+__all__ = ["ANSWER_FILES", "FORECAST_TOLERANCE", "T3Answers", "load_t3_answers"]
+
+FORECAST_TOLERANCE = 0.25
+"""How far from the measured p99 a forecast may be, as a fraction of the forecast, to count as holding."""
 
 ANSWER_FILES = {"json": "05_t3_answers.json", "md": "05_t3_answers.md"}
 
@@ -85,6 +88,13 @@ class T3Answers:
 
         self.tables["check"] = summary
         self.sentences["check"] = check_words(summary, self.sla_ms, self.rate_rps)
+        errors = summary["prediction_error"].abs()
+        self.figures.update(
+            check_configurations=len(summary),
+            check_rule_bound_held=bool(summary["rule_bound_held"].all()) if "rule_bound_held" in summary else None,
+            check_max_abs_prediction_error=None if errors.isna().all() else round(float(errors.max()), 4),
+            check_forecasts_within_25pct=bool((errors <= FORECAST_TOLERANCE).all()),
+            check_min_requests=int(summary["requests"].min()) if "requests" in summary and len(summary) else 0)
         chosen = summary[summary["configuration"] == "optimum"]
         if len(chosen):
             row = chosen.iloc[0]

@@ -25,25 +25,40 @@ def objective_keys(objective: Objective, cost: float, accuracy: float, p99: floa
     return tuple(float(k[0]) for k in keys)
 
 
+def _ranked(objective: Objective, keys: list[np.ndarray], first_best: float) -> list[np.ndarray]:
+    """The objective's keys with the first one flattened within its slack of `first_best` (problem.Objective)."""
+    if objective.slack:
+        keys = [np.where(keys[0] <= first_best + objective.slack + 1e-9, first_best, keys[0]), *keys[1:]]
+    return keys
+
+
+def _lexsort(keys: list[np.ndarray]) -> np.ndarray:
+    return np.lexsort(tuple(reversed(keys)))
+
+
 def solve_exhaustive(problem: PipelineProblem, objective: Objective, *, detector: str | None = None) -> Solution:
     """The optimum by trying every pair (optionally with the detector variant fixed)."""
     start = time.perf_counter()
-    best: tuple[tuple[float, ...], Block, int, int] | None = None
+    found = []
     for block in blocks(problem):
         if detector is not None and block.detector != detector:
             continue
         mask = feasible_mask(block, problem, objective)
-        if not mask.any():
-            continue
-        rows, cols = np.nonzero(mask)
-        k1, k2, k3 = (np.asarray(k)[rows, cols] for k in objective.keys(block.cost, block.accuracy, block.p99))
-        first = np.lexsort((k3, k2, k1))[0]
-        keys = (float(k1[first]), float(k2[first]), float(k3[first]))
-        if best is None or keys < best[0]:
-            best = (keys, block, int(rows[first]), int(cols[first]))
-    if best is None:
+        if mask.any():
+            rows, cols = np.nonzero(mask)
+            found.append((block, rows, cols, [np.asarray(k)[rows, cols]
+                                              for k in objective.keys(block.cost, block.accuracy, block.p99)]))
+    if not found:
         return infeasible_solution(problem, objective, method="enumeration", seconds=time.perf_counter() - start,
                                    detector=detector)
+    first_best = min(float(keys[0].min()) for *_, keys in found)
+    best: tuple[tuple[float, ...], Block, int, int] | None = None
+    for block, rows, cols, keys in found:
+        ranked = _ranked(objective, keys, first_best)
+        first = _lexsort(ranked)[0]
+        key = tuple(float(k[first]) for k in ranked)
+        if best is None or key < best[0]:
+            best = (key, block, int(rows[first]), int(cols[first]))
     _, block, r, k = best
     d = problem.detect.iloc[block.d_index[r]]
     c = problem.classify.iloc[block.c_index[k]]
@@ -61,16 +76,24 @@ def count_meeting(problem: PipelineProblem) -> int:
 
 def meeting_table(problem: PipelineProblem, objective: Objective, *, limit: int = 50) -> pd.DataFrame:
     """The configurations that meet the SLA, best first by `objective`, at most `limit` of them."""
-    parts = []
+    found = []
     for block in blocks(problem):
         rows, cols = np.nonzero(feasible_mask(block, problem))
-        if not len(rows):
-            continue
-        k1, k2, k3 = (np.asarray(k)[rows, cols] for k in objective.keys(block.cost, block.accuracy, block.p99))
-        order = np.lexsort((k3, k2, k1))[:limit]
-        parts.append(pairs_frame(problem, block, rows[order], cols[order]).assign(_k1=k1[order], _k2=k2[order],
-                                                                                  _k3=k3[order]))
-    if not parts:
+        if len(rows):
+            found.append((block, rows, cols, [np.asarray(k)[rows, cols]
+                                              for k in objective.keys(block.cost, block.accuracy, block.p99)]))
+    if not found:
         return pd.DataFrame(columns=COLUMNS)
-    table = pd.concat(parts, ignore_index=True).sort_values(["_k1", "_k2", "_k3"], kind="mergesort")
-    return table.drop(columns=["_k1", "_k2", "_k3"]).head(limit).reset_index(drop=True)
+    # Within the budget first: the objective's own order, then what lies beyond its constraints.
+    within = [feasible_mask(b, problem, objective)[r, c] for b, r, c, _ in found]
+    first_best = min((float(k[0][w].min()) for (*_, k), w in zip(found, within, strict=True) if w.any()),
+                     default=min(float(k[0].min()) for *_, k in found))
+    parts = []
+    for (block, rows, cols, keys), inside in zip(found, within, strict=True):
+        ranked = [(~inside).astype(float), *_ranked(objective, keys, first_best)]
+        order = _lexsort(ranked)[:limit]
+        parts.append(pairs_frame(problem, block, rows[order], cols[order]).assign(
+            **{f"_k{i}": k[order] for i, k in enumerate(ranked)}))
+    sort = [f"_k{i}" for i in range(len(ranked))]
+    table = pd.concat(parts, ignore_index=True).sort_values(sort, kind="mergesort")
+    return table.drop(columns=sort).head(limit).reset_index(drop=True)

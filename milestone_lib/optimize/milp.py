@@ -114,15 +114,17 @@ def solve_milp(problem: PipelineProblem, objective: Objective) -> Solution:
     model.constrain(objective)
     h = model.highs()
     everything = np.arange(model.n, dtype=np.int32)
-    for form in objective.keys(model.cost, model.acc, model.p99):
+    for position, form in enumerate(objective.keys(model.cost, model.acc, model.p99)):
         h.changeColsCost(model.n, everything, np.asarray(form, dtype=float))
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return infeasible_solution(problem, objective, method="milp", seconds=time.perf_counter() - start)
         value = float(np.dot(form, np.asarray(h.getSolution().col_value)))
-        # Hold this key at its optimum while the next one is minimized.
+        # Hold this key at its optimum (the first one within the objective's slack) while the next is minimized.
+        slack = objective.slack if position == 0 else 0.0
         nz = np.flatnonzero(form)
-        h.addRow(-highspy.kHighsInf, value + _TOL * max(1.0, abs(value)), len(nz), nz.astype(np.int32), form[nz])
+        h.addRow(-highspy.kHighsInf, value + slack + _TOL * max(1.0, abs(value)), len(nz), nz.astype(np.int32),
+                 form[nz])
     chosen = np.round(np.asarray(h.getSolution().col_value)).astype(int)
     i = int(np.flatnonzero(chosen[: model.nd])[0])
     j = int(np.flatnonzero(chosen[model.nd: model.nd + model.nc])[0])

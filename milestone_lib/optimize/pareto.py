@@ -7,8 +7,15 @@ import pandas as pd
 
 from .pairs import blocks, feasible_mask, pairs_frame
 from .problem import PipelineProblem
+from .solution import Configuration
 
-__all__ = ["cost_accuracy_cloud", "hypervolume", "pair_frontier", "pareto_front"]
+__all__ = ["REGRET_COST_FACTOR", "REGRET_GAIN", "better_for_little_more", "cost_accuracy_cloud", "front_steps",
+           "hypervolume", "on_front", "pair_frontier", "pareto_front"]
+
+REGRET_GAIN = 0.05
+"""End-to-end accuracy a grader would not leave on the table ..."""
+REGRET_COST_FACTOR = 1.5
+"""... at up to this multiple of the chosen cost (the rule `better_for_little_more` checks)."""
 
 
 def pair_frontier(problem: PipelineProblem) -> pd.DataFrame:
@@ -72,3 +79,30 @@ def cost_accuracy_cloud(problem: PipelineProblem) -> pd.DataFrame:
         return pd.DataFrame(columns=["cost", "accuracy", "detect_variant", "configurations"])
     cloud = pd.concat(parts, ignore_index=True).round({"cost": 6, "accuracy": 9})
     return cloud.groupby(["cost", "accuracy", "detect_variant"]).size().rename("configurations").reset_index()
+
+
+def front_steps(front: pd.DataFrame) -> pd.DataFrame:
+    """The front with what each point buys over the one before it: `extra_cpus`, `extra_accuracy`."""
+    steps = front.copy()
+    steps["extra_cpus"] = steps["cost"].diff()
+    steps["extra_accuracy"] = steps["accuracy"].diff()
+    return steps
+
+
+def on_front(front: pd.DataFrame, config: Configuration) -> bool:
+    """Whether no configuration on the front is at most as costly and more accurate than `config`."""
+    if front.empty:
+        return False
+    beats = (front["cost"] <= config.cost + 1e-9) & (front["accuracy"] > config.accuracy + 1e-9)
+    return not bool(beats.any())
+
+
+def better_for_little_more(front: pd.DataFrame, config: Configuration, *, gain: float = REGRET_GAIN,
+                           cost_factor: float = REGRET_COST_FACTOR) -> pd.DataFrame:
+    """Front points that meet the SLA with at least `gain` more accuracy than `config` at no more than
+    `cost_factor` times its cost: what a recommendation that weighs accuracy must not leave out (empty when
+    it does not)."""
+    if front.empty:
+        return front
+    return front[(front["accuracy"] >= config.accuracy + gain - 1e-9)
+                 & (front["cost"] <= cost_factor * config.cost + 1e-9)].reset_index(drop=True)

@@ -17,6 +17,7 @@ pipeline mAP of the detector x classifier pair, never a product of the steps' ow
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,7 +25,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["KEY", "Objective", "PipelineProblem", "build_problem", "pair_accuracy_map", "prune_dominated"]
+__all__ = ["KEY", "Objective", "PipelineProblem", "build_problem", "machine_cpus", "objective_from", "pair_accuracy_map",
+           "prune_dominated"]
 
 KEY = ["step", "variant", "cpu", "threads", "batch", "replicas", "detector_variant"]
 """The columns that name one candidate row (classify rows also name their upstream detector)."""
@@ -35,45 +37,77 @@ _NEEDED = ["step", "variant", "cpu", "batch", "replicas", "cost", "p99_ms"]
 class Objective(BaseModel):
     """What "best" means. `accuracy_floor` / `cost_cap` constrain every objective where set.
 
+    - "accurate_within_budget": the most accurate configuration within `cost_cap` CPUs (the budget),
+      then the cheapest whose accuracy is within `accuracy_tolerance` of that best; a grader's answer
+      to "which version, at how many resources": accuracy first, without paying for the last 0.01.
     - "min_cost": least cost (CPUs) with end-to-end accuracy >= `accuracy_floor`.
     - "max_accuracy": best end-to-end accuracy with cost <= `cost_cap`.
     - "ipa": IPA's `accuracy_weight * accuracy - cost_weight * cost`, the largest.
-    Ties go to the more accurate (min_cost) or the cheaper (the others), then to the lower p99.
+    Ties go to the more accurate (min_cost, accurate_within_budget) or the cheaper (the others), then to
+    the lower p99.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["min_cost", "max_accuracy", "ipa"] = "min_cost"
+    kind: Literal["accurate_within_budget", "min_cost", "max_accuracy", "ipa"] = "min_cost"
     accuracy_floor: float | None = Field(default=None, ge=0)
     cost_cap: float | None = Field(default=None, gt=0)
+    accuracy_tolerance: float = Field(default=0.01, ge=0)
+    """accurate_within_budget: how much accuracy below the best within the budget a cheaper choice may give up."""
     accuracy_weight: float = Field(default=20.0, gt=0)
     """IPA: what one unit of end-to-end mAP is worth in CPUs (20: 0.05 mAP = 1 CPU)."""
     cost_weight: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _constraint_given(self) -> Objective:
-        if self.kind == "max_accuracy" and self.cost_cap is None:
-            raise ValueError("objective 'max_accuracy' needs `cost_cap` (CPUs); e.g. Objective(kind='max_accuracy', "
-                             "cost_cap=4)")
+        if self.kind in ("max_accuracy", "accurate_within_budget") and self.cost_cap is None:
+            raise ValueError(f"objective '{self.kind}' needs `cost_cap` (the CPU budget); e.g. "
+                             f"Objective(kind='{self.kind}', cost_cap=2)")
         return self
 
     def describe(self) -> str:
-        parts = {"min_cost": "least cost", "max_accuracy": "best end-to-end accuracy",
-                 "ipa": f"largest {self.accuracy_weight:g} x accuracy - {self.cost_weight:g} x cost"}
-        text = parts[self.kind]
+        if self.kind == "accurate_within_budget":
+            text = (f"the most accurate within {self.cost_cap:g} CPUs, then the cheapest within "
+                    f"{self.accuracy_tolerance:g} of its accuracy")
+        else:
+            text = {"min_cost": "least cost", "max_accuracy": "best end-to-end accuracy",
+                    "ipa": f"largest {self.accuracy_weight:g} x accuracy - {self.cost_weight:g} x cost"}[self.kind]
         if self.accuracy_floor is not None:
             text += f" with accuracy >= {self.accuracy_floor:.3f}"
-        if self.cost_cap is not None:
+        if self.cost_cap is not None and self.kind != "accurate_within_budget":
             text += f" with cost <= {self.cost_cap:g} CPUs"
         return text
 
     def keys(self, cost: np.ndarray, accuracy: np.ndarray, p99: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Lexicographic keys to minimize (primary, secondary, tertiary), the same for MILP and enumeration."""
+        """Lexicographic keys to minimize, one after the other, the same for MILP and enumeration; the first
+        is held within `slack` of its optimum while the rest are minimized."""
         if self.kind == "min_cost":
             return cost, -accuracy, p99
         if self.kind == "max_accuracy":
             return -accuracy, cost, p99
+        if self.kind == "accurate_within_budget":
+            return -accuracy, cost, -accuracy, p99
         return -(self.accuracy_weight * accuracy - self.cost_weight * cost), cost, p99
+
+    @property
+    def slack(self) -> float:
+        """How far above its optimum the first key may stay while the later keys are minimized."""
+        return self.accuracy_tolerance if self.kind == "accurate_within_budget" else 0.0
+
+
+def machine_cpus() -> int:
+    """The CPUs this process may run on: the default budget, what this machine can give the pipeline."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def objective_from(kind: str, *, accuracy_floor: float = 0.0, cost_cap: float = 0.0,
+                   accuracy_tolerance: float = 0.01) -> Objective:
+    """A notebook's parameters as an Objective: 0 means "none" for the floor, and for the cap "none" unless the
+    objective needs a budget, where it means the machine's CPUs (`machine_cpus`)."""
+    needs_cap = kind in ("max_accuracy", "accurate_within_budget")
+    cap = cost_cap or (float(machine_cpus()) if needs_cap else None)
+    return Objective(kind=kind, accuracy_floor=accuracy_floor or None, cost_cap=cap,
+                     accuracy_tolerance=accuracy_tolerance)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,14 @@ from .answers import T3Answers
 from .baselines import ipa_style, per_step, static_variants
 from .enumerate import count_meeting, meeting_table, solve_exhaustive
 from .milp import solve_milp
-from .pareto import cost_accuracy_cloud, hypervolume, pareto_front
+from .pareto import (
+    better_for_little_more,
+    cost_accuracy_cloud,
+    front_steps,
+    hypervolume,
+    on_front,
+    pareto_front,
+)
 from .problem import Objective, PipelineProblem, build_problem
 from .solution import Configuration, Solution
 from .source import CandidateSource
@@ -25,6 +32,7 @@ from .words import (
     baseline_words,
     determines_words,
     how_many_words,
+    marginal_words,
     pareto_words,
     recommendation_words,
     rule_words,
@@ -73,8 +81,11 @@ def _sensitivity(source: CandidateSource | None, candidates: pd.DataFrame, accur
 
 def _objectives(problem: PipelineProblem, objective: Objective, optimum: Solution) -> pd.DataFrame:
     cost = optimum.configuration.cost if optimum.configuration else None
-    choices = {"min_cost": Objective(kind="min_cost", accuracy_floor=objective.accuracy_floor),
-               "max_accuracy": Objective(kind="max_accuracy", cost_cap=objective.cost_cap or (2 * cost if cost else 8)),
+    cap = objective.cost_cap or (2 * cost if cost else 8)
+    choices = {"accurate_within_budget": Objective(kind="accurate_within_budget", cost_cap=cap,
+                                                   accuracy_tolerance=objective.accuracy_tolerance),
+               "min_cost": Objective(kind="min_cost", accuracy_floor=objective.accuracy_floor),
+               "max_accuracy": Objective(kind="max_accuracy", cost_cap=cap),
                "ipa": Objective(kind="ipa", accuracy_weight=objective.accuracy_weight,
                                 cost_weight=objective.cost_weight)}
     rows = []
@@ -204,10 +215,13 @@ def t3_answers(candidates: pd.DataFrame, pipeline_accuracy: pd.DataFrame, *, sla
                                   milp.configuration) \
         if not problem.empty else (pd.DataFrame(), {})
     config = milp.configuration
+    better = better_for_little_more(front, config) if config is not None else front.iloc[:0]
     figures = {
         "meeting_count": count_meeting(full), "configurations": int(total), "feasible": milp.feasible,
         "hypervolume": round(hv, 4), "hypervolume_reference": {"cost": reference_cost, "accuracy": 0.0},
         "pareto_points": len(front),
+        "on_pareto_front": bool(config is not None and on_front(front, config)),
+        "better_for_little_more": len(better),
         "milp_equals_enumeration": milp.objective_keys == enum.objective_keys,
         "milp_seconds": round(milp.seconds, 4), "enumeration_seconds": round(enum.seconds, 4),
         "rows_left_out": {k: int(v) for k, v in full.dropped.items() if v},
@@ -220,11 +234,12 @@ def t3_answers(candidates: pd.DataFrame, pipeline_accuracy: pd.DataFrame, *, sla
         "recommendation": recommendation_words(milp, problem),
         "how_many": how_many_words(figures["meeting_count"], int(total), sla_ms, rate_rps, meeting),
         "pareto": pareto_words(front, hv, reference_cost),
+        "marginal": marginal_words(front_steps(front), config, better, metric),
         "what_determines": determines_words(sensitivity, objectives, rate_rps, sla_ms),
         "upstream": upstream_words(upstream, config),
         "baselines": baseline_words(baselines, config, sla_ms),
     }
-    tables = {"meeting": meeting, "pareto": front, "cloud": cost_accuracy_cloud(full), "sensitivity": sensitivity, "objectives": objectives,
+    tables = {"meeting": meeting, "pareto": front_steps(front), "cloud": cost_accuracy_cloud(full), "sensitivity": sensitivity, "objectives": objectives,
               "upstream": upstream, "baselines": baselines}
     if rule_check is not None and len(rule_check):
         tables["rule"] = rule_check

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .pareto import REGRET_COST_FACTOR, REGRET_GAIN
 from .problem import PipelineProblem
 from .solution import Solution
 
@@ -12,6 +13,7 @@ __all__ = [
     "check_words",
     "determines_words",
     "how_many_words",
+    "marginal_words",
     "pareto_words",
     "recommendation_words",
     "rule_words",
@@ -60,6 +62,24 @@ def pareto_words(front: pd.DataFrame, hv: float, reference_cost: float) -> str:
         text += (f" to {_config(last)} at {last['cost']:g} CPUs and accuracy {last['accuracy']:.3f} "
                  f"(+{gain:.3f} accuracy for +{extra:g} CPUs)")
     return text + f". Hypervolume {hv:.3f} CPU x accuracy (reference: {reference_cost:g} CPUs, accuracy 0)."
+
+
+def marginal_words(steps: pd.DataFrame, chosen: object, better: pd.DataFrame, metric: str) -> str:
+    """What each step along the front buys ("+0.25 CPU: +0.34 mAP50-95"), and any point the choice leaves out."""
+    if steps.empty:
+        return "No configuration meets the SLA, so the front buys nothing."
+    buys = [f"+{row['extra_cpus']:g} CPU: {row['extra_accuracy']:+.3f} {metric} (to {row['cost']:g} CPUs, "
+            f"{row['accuracy']:.3f})" for _, row in steps.iloc[1:].iterrows()]
+    text = (f"Along the Pareto front from {steps.iloc[0]['cost']:g} CPUs at {metric} {steps.iloc[0]['accuracy']:.3f}: "
+            + ("; ".join(buys) if buys else "a single point, nothing more to buy") + ".")
+    if chosen is None:
+        return text
+    if better.empty:
+        return text + (f" No configuration that meets the SLA gives >= {REGRET_GAIN:g} more {metric} at <= "
+                       f"{REGRET_COST_FACTOR:g}x the chosen {chosen.cost:g} CPUs.")
+    top = better.sort_values("accuracy").iloc[-1]
+    return text + (f" Left out: {_config(top)} gives {metric} {top['accuracy']:.3f} at {top['cost']:g} CPUs, "
+                   f"+{top['accuracy'] - chosen.accuracy:.3f} for {top['cost'] / chosen.cost:.2f}x the cost.")
 
 
 def determines_words(sensitivity: pd.DataFrame, objectives: pd.DataFrame, rate: float, sla_ms: float) -> str:
@@ -143,7 +163,8 @@ def check_words(summary: pd.DataFrame, sla_ms: float, rate: float) -> str:
         ci = "" if pd.isna(r["p99_ci95_ms"]) else f" +/- {r['p99_ci95_ms']:.0f}"
         parts.append(f"{r['configuration']}: measured p99 {r['measured_p99_ms']:.0f} ms over {int(r['repeats'])} "
                      f"repeat(s) (each repeat's p99: mean {r['repeat_p99_mean_ms']:.0f}{ci} ms) against "
-                     f"{r['forecast_p99_ms']:.0f} ms forecast ({r['prediction_error']:+.0%}); "
+                     f"{r['forecast_p99_ms']:.0f} ms forecast ({r['prediction_error']:+.0%}) and the SLA rule's "
+                     f"{r['predicted_p99_ms']:.0f} ms ({'held' if r.get('rule_bound_held', True) else 'exceeded'}); "
                      f"goodput {r['goodput_rps']:.1f} requests/s, SLA attainment {r['sla_attainment']:.1%}, "
                      + ("within the SLA in every repeat" if r["meets_sla_every_repeat"] else "missed the SLA"))
     return (f"Deployed and driven with Poisson load at {rate:g} requests/s through the gateway ({sla_ms:g} ms SLA): "

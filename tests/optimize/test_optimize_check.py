@@ -53,17 +53,19 @@ def test_summary_error_against_the_steps_prediction_and_the_rule_bound() -> None
 
 
 def test_a_smoke_check_is_one_short_run_of_the_optimum() -> None:
-    plan = check_plan(smoke=True, repeats=3, duration_s=8.0)
+    plan = check_plan(smoke=True, rate_rps=20.0, repeats=3)
     assert (plan.repeats, plan.duration_s) == (1, 3.0)
     assert list(plan.targets({"optimum": _config(), "static smallest": _config()})) == ["optimum"]
-    assert len(check_plan(smoke=False).targets({"optimum": _config(), "static smallest": _config()})) == 2
-    assert plan.durations == {"optimum": 3.0}
+    assert len(check_plan(smoke=False, rate_rps=20.0).targets({"optimum": _config(), "static smallest": _config()})) == 2
 
 
-def test_the_optimum_is_measured_longer_than_the_baselines() -> None:
-    plan = check_plan(smoke=False, duration_s=6.0, optimum_duration_s=20.0)
-    assert plan.durations == {"optimum": 20.0} and plan.duration_s == 6.0
-    assert check_plan(smoke=False, duration_s=30.0, optimum_duration_s=20.0).durations == {"optimum": 30.0}
+def test_every_deployed_configuration_gets_enough_requests_for_a_p99() -> None:
+    for rate, repeats in ((20.0, 3), (40.0, 3), (7.0, 2)):
+        plan = check_plan(smoke=False, rate_rps=rate, repeats=repeats, min_requests=1000)
+        assert plan.repeats == repeats and rate * plan.duration_s * repeats >= 1000
+        assert rate * (plan.duration_s - 1) * repeats < 1000  # not more than a second longer than needed
+    with pytest.raises(ValueError, match="rate_rps=0"):
+        check_plan(smoke=False, rate_rps=0)
 
 
 def test_the_rule_against_a_pipeline_row_notebook_04_measured(tmp_path: Path) -> None:
@@ -92,7 +94,8 @@ def test_the_forecast_adds_the_gateway_overhead_and_meets_the_pooled_p99() -> No
     row = check_summary(runs, gateway_overhead_ms=5.0).iloc[0]
     assert row["forecast_p99_ms"] == 55.0 and row["measured_p99_ms"] == 60.0  # the pooled p99, not the mean 70
     assert row["repeat_p99_mean_ms"] == 70.0 and row["prediction_error"] == pytest.approx(5 / 55)
-    assert not row["rule_bound_held"]  # one repeat's p99 (110 ms) went past the rule's 100 ms
+    assert row["rule_bound_held"] and row["repeats_within_rule"] == 2  # pooled 60 <= 100; one repeat's 110 was not
+    assert not check_summary(runs.assign(pooled_p99_ms=101.0)).iloc[0]["rule_bound_held"]
 
 
 def test_the_gateway_overhead_is_the_pipelines_median_beyond_its_steps(tmp_path: Path) -> None:

@@ -7,9 +7,14 @@ import pandas as pd
 import pytest
 
 from milestone_lib.optimize import (
+    REGRET_COST_FACTOR,
+    REGRET_GAIN,
     Objective,
+    better_for_little_more,
     build_problem,
     count_meeting,
+    on_front,
+    pareto_front,
     random_grid,
     solve_exhaustive,
     solve_milp,
@@ -17,7 +22,9 @@ from milestone_lib.optimize import (
 
 OBJECTIVES = [Objective(kind="min_cost"), Objective(kind="min_cost", accuracy_floor=0.6),
               Objective(kind="max_accuracy", cost_cap=3.0), Objective(kind="max_accuracy", cost_cap=6.0),
-              Objective(kind="ipa"), Objective(kind="ipa", accuracy_weight=5.0, accuracy_floor=0.4)]
+              Objective(kind="ipa"), Objective(kind="ipa", accuracy_weight=5.0, accuracy_floor=0.4),
+              Objective(kind="accurate_within_budget", cost_cap=3.0),
+              Objective(kind="accurate_within_budget", cost_cap=6.0, accuracy_tolerance=0.05)]
 
 
 def _both(grid, objective: Objective, *, sla_ms: float, rate: float = 20.0, reserve: float = 20.0):
@@ -92,3 +99,44 @@ def test_pruning_keeps_only_rows_that_no_other_row_of_the_same_group_beats() -> 
         ordered = rows.sort_values("cost")
         # Along rising cost the p99 strictly falls, or the costlier row would be dominated.
         assert (ordered["p99_ms"].diff().dropna() < 0).all()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_accurate_within_budget_is_the_cheapest_near_the_best_and_leaves_nothing_better_within_the_budget(
+        seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    grid = random_grid(seed, detectors=int(rng.integers(2, 5)), classifiers=int(rng.integers(2, 5)))
+    for cap in (1.0, 3.0, 100.0):
+        objective = Objective(kind="accurate_within_budget", cost_cap=cap)
+        for sla_ms in (150.0, 400.0):
+            milp, _, full = _both(grid, objective, sla_ms=sla_ms)
+            if not milp.feasible:
+                continue
+            config, front = milp.configuration, pareto_front(full)
+            assert on_front(front, config)
+            within = front[front.cost <= cap + 1e-9]
+            best = within.accuracy.max()
+            assert config.cost <= cap + 1e-9
+            assert config.accuracy >= best - objective.accuracy_tolerance - 1e-9
+            # Nothing within the tolerance of the best is cheaper.
+            assert not ((within.accuracy >= best - objective.accuracy_tolerance - 1e-9)
+                        & (within.cost < config.cost - 1e-9)).any()
+            # What the regret rule finds (>= 0.05 more accuracy at <= 1.5x the cost) lies beyond the budget.
+            regret = better_for_little_more(front, config)
+            assert (regret.cost > cap + 1e-9).all()
+            if cap >= 100.0:
+                assert regret.empty
+
+
+@pytest.mark.parametrize("seed", [1, 9, 16])
+def test_least_cost_can_leave_accuracy_on_the_table_and_the_accuracy_first_objective_does_not(seed: int) -> None:
+    grid = random_grid(seed, detectors=4, classifiers=3)
+    cheapest, _, full = _both(grid, Objective(kind="min_cost"), sla_ms=400.0)
+    front = pareto_front(full)
+    regret = better_for_little_more(front, cheapest.configuration)
+    assert len(regret) >= 1  # these grids are picked for it: least cost leaves >= 0.05 for <= 1.5x the cost
+    assert (regret.accuracy >= cheapest.configuration.accuracy + REGRET_GAIN - 1e-9).all()
+    assert (regret.cost <= REGRET_COST_FACTOR * cheapest.configuration.cost + 1e-9).all()
+    first, _, _ = _both(grid, Objective(kind="accurate_within_budget", cost_cap=float(full.detect.cost.max() * 8)),
+                        sla_ms=400.0)
+    assert better_for_little_more(front, first.configuration).empty
