@@ -2,6 +2,7 @@
 
     sla.py         SlaSpec: the pipeline SLA and its split into per-step budgets
     schema.py      the columns handed to optimize/ (service profiles, fan-out, candidates)
+    selection.py   which variants are swept: each step's accuracy-vs-latency front, and what dominates the rest
     spec.py        SweepSpec (YAML-loadable): variants, CPU allocations, replicas, load windows; input checks
     machine.py     the machine's description saved with the results
     fanout.py      fanout_table: crops per image of each detector variant (the classifier's load)
@@ -36,6 +37,12 @@ from .schema import (
     ServiceProfile,
     check_columns,
 )
+from .selection import (
+    ACCURACY_TOLERANCE,
+    step_accuracy_metric,
+    swept_variants,
+    variant_selection,
+)
 from .sla import DEFAULT_STEP_WEIGHTS, SlaSpec
 from .spec import (
     StepSweep,
@@ -50,6 +57,7 @@ from .summary import (
     beside_reference,
     best_configurations,
     best_samples,
+    binding_constraint,
     push_results,
     reference_tables,
     scaling_efficiency,
@@ -66,6 +74,7 @@ from .tables import (
 )
 
 __all__ = [
+    "ACCURACY_TOLERANCE",
     "CANDIDATE_COLUMNS",
     "CONFIG_KEYS",
     "DEFAULT_STEP_WEIGHTS",
@@ -86,6 +95,7 @@ __all__ = [
     "best_configuration",
     "best_configurations",
     "best_samples",
+    "binding_constraint",
     "candidate_table",
     "check_columns",
     "cut_image_crops",
@@ -109,8 +119,11 @@ __all__ = [
     "run_sweep",
     "save_sweep",
     "scaling_efficiency",
+    "step_accuracy_metric",
     "step_table",
     "sweep_candidates",
     "sweep_data",
     "sweep_figures",
+    "swept_variants",
+    "variant_selection",
 ]

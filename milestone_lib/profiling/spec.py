@@ -1,9 +1,9 @@
 """A scaling sweep described by data (pydantic; `load_sweep_spec` reads YAML), checked before anything starts.
 
     sla: {latency_ms: 500, rate_rps: 20, gateway_reserve_ms: 50}
-    cpus: [0.25, 0.5, 1, 2]          # CPUs per replica; default `default_cpus(cores)`
+    cpus: [0.5, 1, 1.5, 2]           # CPUs per replica; default `default_cpus(cores)`
     replicas: [1, 2, 3, 4]           # the table's scales (measured where they fit, else predicted)
-    detect: {variants: [], max_batch_size: 8, max_queue_delay_ms: 2}   # [] = every servable variant (4 by default)
+    detect: {variants: [], max_batch_size: 8, max_queue_delay_ms: 2}   # [] = the accuracy-vs-latency front (4 at least)
     classify: {variants: []}
     duration_s: 2.5                  # open loop at the step's rate, after warmup_s (x4 under a quota)
 
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..contracts import STEPS, VariantManifest
 from ..errors import ProfilingError
 from ..serving.defaults import step_defaults
+from .selection import variant_selection
 from .sla import SlaSpec
 
 __all__ = ["MAX_RATE_PER_CORE", "SERVABLE_FORMATS", "StepSweep", "SweepSpec", "default_cpus", "default_variants",
@@ -37,13 +38,28 @@ _FORMAT_ORDER = {("onnx", "fp32"): 0, ("onnx", "int8-static"): 1, ("onnx", "int8
 
 
 def default_cpus(cores: int) -> list[float]:
-    """Four CPU allocations that fit the machine: 1, 2, 4, 8 where there are enough cores, else halves down."""
-    values = [c for c in (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0) if c <= cores / 2 or c <= 2.0 and c <= cores]
-    return values[-4:]
+    """Four CPU allocations per replica that fit the machine, none below half a core.
+
+    Below half a core the CFS quota's pauses are the tail (a 6 ms detector shows a 140 ms p99 at 0.25 CPU,
+    20 requests/s), so the smallest allocation would decide both the optimum and its error; 0.25 stays
+    reachable as a parameter. Up to 4 cores: 0.5, 1, 1.5, 2 (those that fit); from 8: 1, 2, 3, 4; from 16:
+    1, 2, 4, 8.
+    """
+    if cores >= 16:
+        return [1.0, 2.0, 4.0, 8.0]
+    if cores >= 8:
+        return [1.0, 2.0, 3.0, 4.0]
+    return [c for c in (0.5, 1.0, 1.5, 2.0) if c <= cores] or [float(cores)]
 
 
 def default_variants(manifests: Mapping[str, VariantManifest], step: str, count: int = 4) -> list[str]:
-    """`count` servable variants of `step`, taking each model (size) in turn, ONNX fp32 / int8 before PyTorch."""
+    """The variants of `step` on notebook 01's accuracy-vs-latency front, filled up to `count` from the next
+    fronts (`selection.variant_selection`), fastest first; without measurements, `count` servable ones taking
+    each model (size) in turn, ONNX fp32 / int8 before PyTorch."""
+    selection = variant_selection(manifests, min_count=count, servable=SERVABLE_FORMATS)
+    swept = selection[(selection.step == step) & selection.swept].sort_values("latency_ms")
+    if len(swept):
+        return swept["variant"].tolist()
     mine = [m for m in manifests.values() if m.step == step and m.format in SERVABLE_FORMATS]
     models: dict[str, list[VariantManifest]] = {}
     for m in sorted(mine, key=lambda m: (_FORMAT_ORDER.get((m.format, m.precision), 9), m.name)):
@@ -99,7 +115,9 @@ class SweepSpec(BaseModel):
     `duration_s`: its tail is the quota's pauses, rare enough that a p99 of 50 requests is nearly their
     maximum (yolov8s at 0.25 CPU, 20 requests/s: 201 ms from 57 requests, 155-165 ms from 800)."""
     variant_count: int = Field(default=4, ge=1)
-    """Variants per step when a step lists none (`default_variants`)."""
+    """Variants per step at least when a step lists none (`default_variants`: the front, filled up to this)."""
+    max_variants: int | None = Field(default=None, ge=1)
+    """... and at most (None: the whole front; a smoke run: 1, the fastest)."""
     pipeline_pairs: int = Field(default=1, ge=0)
     """Detector x classifier pairs measured end to end through the gateway."""
 
@@ -140,7 +158,7 @@ class SweepSpec(BaseModel):
         steps = {}
         for name in STEPS:
             sweep = self.step(name)
-            variants = sweep.variants or default_variants(manifests, name, self.variant_count)
+            variants = sweep.variants or default_variants(manifests, name, self.variant_count)[:self.max_variants]
             for variant in variants:
                 known = manifests.get(variant)
                 if known is None or known.step != name:
@@ -167,19 +185,25 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
 
 def notebook_sweep(*, sla_ms: float, rate_rps: float, variants: list[str] | None = None,
                    cpus: list[float] | None = None, replicas: int = 4, duration_s: float = 2.5,
-                   smoke: bool = False) -> SweepSpec:
-    """Notebook 04's parameters as a sweep: `variants` lists both steps' names (empty: four of each);
-    a smoke run measures one variant per step at two allocations, briefly, and predicts 1-2 replicas."""
-    by_step: dict[str, list[str]] = {"detect": [], "classify": []}
+                   smoke: bool = False, manifests: Mapping[str, VariantManifest] | None = None) -> SweepSpec:
+    """Notebook 04's parameters as a sweep: `variants` lists both steps' names, each going to the step its
+    manifest names (empty: each step's front, `default_variants`); a smoke run measures one variant per step at
+    two allocations, briefly, and predicts 1-2 replicas."""
+    by_step: dict[str, list[str]] = {name: [] for name in STEPS}
     for name in variants or []:
-        by_step["detect" if name.startswith("yolo") else "classify"].append(name)
+        known = (manifests or {}).get(name)
+        if known is None:
+            raise ProfilingError(f"unknown variant '{name}'; the built ones are "
+                                 f"{', '.join(sorted(manifests or {})) or 'none'} (build more with notebook 01)")
+        by_step[known.step].append(name)
     sla = SlaSpec(latency_ms=sla_ms, rate_rps=rate_rps)
     if replicas < 1:
         raise ProfilingError(f"replicas={replicas} must be at least 1 (the table covers 1..replicas)")
     if not smoke:
         return SweepSpec(sla=sla, cpus=cpus or None, replicas=list(range(1, replicas + 1)), duration_s=duration_s,
-                         detect=StepSweep(variants=by_step["detect"]), classify=StepSweep(variants=by_step["classify"]))
+                         **{step: StepSweep(variants=names) for step, names in by_step.items()})
     return SweepSpec(sla=sla, cpus=(cpus or [0.5, 1.0])[:2], replicas=list(range(1, min(replicas, 2) + 1)),
                      duration_s=min(duration_s, 1.5), images=8, window_s=0.5, max_windows=3, warmup_s=0.3,
-                     multi_replica_per_step=0, pipeline_pairs=1, variant_count=1, throttled_duration_factor=1.0,
-                     detect=StepSweep(variants=by_step["detect"][:1]), classify=StepSweep(variants=by_step["classify"][:1]))
+                     multi_replica_per_step=0, pipeline_pairs=1, variant_count=1, max_variants=1,
+                     throttled_duration_factor=1.0,
+                     **{step: StepSweep(variants=names[:1]) for step, names in by_step.items()})

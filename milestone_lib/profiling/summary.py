@@ -15,8 +15,17 @@ from .sla import SlaSpec
 from .store import SweepData
 from .tables import best_configuration, describe_best
 
-__all__ = ["beside_reference", "best_configurations", "best_samples", "push_results", "reference_tables", "scaling_efficiency",
-           "sweep_data", "sweep_figures"]
+__all__ = [
+    "beside_reference",
+    "best_configurations",
+    "best_samples",
+    "binding_constraint",
+    "push_results",
+    "reference_tables",
+    "scaling_efficiency",
+    "sweep_data",
+    "sweep_figures",
+]
 
 
 def best_configurations(candidates: pd.DataFrame, sla: SlaSpec) -> tuple[dict[str, pd.Series | None], list[str]]:
@@ -26,6 +35,54 @@ def best_configurations(candidates: pd.DataFrame, sla: SlaSpec) -> tuple[dict[st
                                   detector_variant=detect["variant"] if detect is not None else None)
     best = {"detect": detect, "classify": classify}
     return best, [describe_best(best[step], step, sla) for step in best]
+
+
+def _binds(candidates: pd.DataFrame, step: str, sla: SlaSpec, detector: str | None) -> tuple[bool, str]:
+    """Whether the step's budget changes what its most accurate variant needs, and the numbers that say so."""
+    rows = candidates[candidates["step"] == step]
+    if step == "classify" and detector is not None:
+        rows = rows[rows["detector_variant"] == detector]
+    if rows.empty or rows["accuracy"].isna().all():
+        return False, f"{step}: nothing measured"
+    column, budget = sla.quantile_column, sla.step_budgets()[step]
+    rows = rows.assign(meets_step_sla=rows["stable"].astype(bool) & (rows[column] <= budget))  # at this SLA
+    top = rows.loc[rows["accuracy"].idxmax(), "variant"]
+    mine = rows[rows["variant"] == top]
+    floor = mine.sort_values(["cost", "replicas"]).iloc[0]
+    where = f"{int(floor['replicas'])}x{floor['cpu']:g} CPU"
+    at_floor = (f"p{sla.percentile} {floor[column]:.0f} ms" if bool(floor["stable"])
+                else "no stable p99 (the rate is above its capacity)")
+    if bool(floor["meets_step_sla"]):
+        return False, (f"{step} does not bind: its most accurate variant {top} meets its {budget:.0f} ms budget on the "
+                       f"smallest allocation ({where}: {at_floor})")
+    meeting = mine[mine["meets_step_sla"].astype(bool)].sort_values(["cost", column])
+    if meeting.empty:
+        fits = rows[rows["meets_step_sla"].astype(bool)]
+        other = fits.loc[fits["accuracy"].idxmax(), "variant"] if len(fits) else None
+        return True, (f"on {step} the latency bound binds: it rules out the most accurate variant {top} at every "
+                      f"scale swept ({where}: {at_floor}, against {budget:.0f} ms)"
+                      + (f"; the most accurate that fits is {other}" if other else "; nothing fits"))
+    need = meeting.iloc[0]
+    stable = mine[mine["stable"].astype(bool)].sort_values(["cost", column])
+    what = ("the rate binds (capacity, not latency)" if len(stable) and bool(stable.iloc[0]["meets_step_sla"])
+            else "the latency bound binds")
+    return True, (f"on {step} {what}: {top} needs {int(need['replicas'])}x{need['cpu']:g} CPU (cost {need['cost']:g}, "
+                  f"p{sla.percentile} {need[column]:.0f} ms within its {budget:.0f} ms budget), where {where} gives "
+                  f"{at_floor}")
+
+
+def binding_constraint(candidates: pd.DataFrame, sla: SlaSpec) -> str:
+    """Which constraint binds at this SLA, in one sentence: for each step, whether its budget makes its most
+    accurate variant (the classifier fed by the most accurate detector) cost more than the grid's smallest
+    allocation, or rules it out; where neither step binds, cost is the grid's floor and the SLA decides nothing."""
+    detectors = candidates[candidates["step"] == "detect"]
+    detector = detectors.loc[detectors["accuracy"].idxmax(), "variant"] if detectors["accuracy"].notna().any() \
+        else None
+    parts = [_binds(candidates, step, sla, detector) for step in ("detect", "classify")]
+    head = (f"At p{sla.percentile} <= {sla.latency_ms:g} ms and {sla.rate_rps:g} requests/s the SLA "
+            + ("binds" if any(b for b, _ in parts) else "does not bind (every step's most accurate variant fits "
+               "on the smallest allocation, so the CPU grid's floor sets the cost)"))
+    return head + ": " + "; ".join(text for _, text in parts) + "."
 
 
 def best_samples(result: Any, best: dict[str, pd.Series | None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:

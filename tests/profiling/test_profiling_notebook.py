@@ -30,6 +30,11 @@ def test_notebook_04_runs_in_smoke_mode(smoke_variants: dict[str, Path], tmp_pat
     detect = pd.read_csv(reports / "04_detect_table.csv")
     assert {"Variant", "Scale", "CPU per replica", "Cost", "p99 ms", "Accuracy", "Source", "Trace"} <= set(detect)
     sweep = load_sweep(reports)  # what notebook 05 reads
-    assert len(sweep.candidates) == figures["rows"] and sweep.sla.latency_ms == 500
+    assert len(sweep.candidates) == figures["rows"] and (sweep.sla.latency_ms, sweep.sla.rate_rps) == (150, 40)
+    assert figures["binding_constraint"].startswith("At p99 <= 150 ms and 40 requests/s the SLA")
+    swept = pd.read_csv(reports / "04_swept_variants.csv")
+    left_out = pd.read_csv(reports / "04_left_out_variants.csv")
+    assert len(swept) == 2 and set(swept.step) == {"detect", "classify"}  # smoke: the fastest of each step
+    assert left_out.reason.notna().all() and not set(swept.variant) & set(left_out.variant)
     text = json.dumps(json.loads(executed.read_text()))
     assert "registry push skipped" in text

@@ -24,11 +24,28 @@ def manifests(smoke_variants: dict[str, Path]):
     return load_manifests(next(iter(smoke_variants.values())).parent)
 
 
-def test_default_cpus_fit_the_machine() -> None:
-    assert default_cpus(2) == [0.25, 0.5, 1.0, 2.0]
+def test_default_cpus_fit_the_machine_and_stay_at_half_a_core_or_more() -> None:
+    assert default_cpus(2) == [0.5, 1.0, 1.5, 2.0]
+    assert default_cpus(8) == [1.0, 2.0, 3.0, 4.0]
     assert default_cpus(16) == [1.0, 2.0, 4.0, 8.0]
-    for cores in (1, 2, 4, 8, 16, 64):
-        assert len(default_cpus(cores)) == 4 and max(default_cpus(cores)) <= cores
+    assert default_cpus(1) == [0.5, 1.0]
+    for cores in (1, 2, 3, 4, 8, 16, 64):
+        assert min(default_cpus(cores)) >= 0.5 and max(default_cpus(cores)) <= cores
+    for cores in (2, 4, 8, 16, 64):
+        assert len(default_cpus(cores)) == 4
+
+
+def test_a_quarter_core_stays_reachable_as_a_parameter(manifests) -> None:
+    assert SweepSpec(cpus=[0.25, 0.5]).resolved(manifests, cores=2).cpus == [0.25, 0.5]
+
+
+def test_named_variants_go_to_the_step_their_manifest_names(manifests) -> None:
+    detector = next(n for n, m in manifests.items() if m.step == "detect")
+    classifier = next(n for n, m in manifests.items() if m.step == "classify")
+    spec = notebook_sweep(sla_ms=500, rate_rps=20, variants=[classifier, detector], manifests=manifests)
+    assert spec.detect.variants == [detector] and spec.classify.variants == [classifier]
+    with pytest.raises(ProfilingError, match="unknown variant 'yolov9-x'.*notebook 01"):
+        notebook_sweep(sla_ms=500, rate_rps=20, variants=["yolov9-x"], manifests=manifests)
 
 
 def test_default_variants_are_four_servable_ones(manifests) -> None:
@@ -36,12 +53,18 @@ def test_default_variants_are_four_servable_ones(manifests) -> None:
         chosen = default_variants(manifests, step)
         assert len(chosen) == 4 and len(set(chosen)) == 4
         assert all(manifests[v].step == step and manifests[v].format in ("onnx", "pytorch") for v in chosen)
-        assert manifests[chosen[0]].format == "onnx"  # ONNX before PyTorch
+        assert manifests[chosen[0]].format == "onnx"  # the fastest first: an ONNX one on CPU
+
+
+def test_a_smoke_sweep_measures_one_variant_per_step_the_fastest(manifests) -> None:
+    smoke = notebook_sweep(sla_ms=500, rate_rps=20, smoke=True).resolved(manifests, cores=2)
+    for step in ("detect", "classify"):
+        assert smoke.step(step).variants == default_variants(manifests, step)[:1]
 
 
 def test_resolved_fills_defaults(manifests) -> None:
     spec = SweepSpec().resolved(manifests, cores=2)
-    assert spec.cpus == [0.25, 0.5, 1.0, 2.0] and spec.replicas == [1, 2, 3, 4]
+    assert spec.cpus == [0.5, 1.0, 1.5, 2.0] and spec.replicas == [1, 2, 3, 4]
     assert len(spec.detect.variants) == 4 and len(spec.classify.variants) == 4
     assert spec.batching("detect")[0] == 8 and spec.batching("classify")[0] == 16  # serving defaults
 
@@ -76,8 +99,9 @@ def test_yaml_spec_and_smoke_parameters(tmp_path: Path) -> None:
     assert spec.sla.latency_ms == 300 and spec.cpus == [0.5, 1] and spec.detect.variants == ["a"]
     smoke = notebook_sweep(sla_ms=500, rate_rps=20, smoke=True)
     assert smoke.variant_count == 1 and len(smoke.cpus or []) == 2 and smoke.multi_replica_per_step == 0
-    full = notebook_sweep(sla_ms=500, rate_rps=20, variants=["yolov8n-onnx-fp32", "resnet-tiny-onnx-fp32"])
-    assert full.detect.variants == ["yolov8n-onnx-fp32"] and full.classify.variants == ["resnet-tiny-onnx-fp32"]
+    assert smoke.max_variants == 1
+    full = notebook_sweep(sla_ms=500, rate_rps=20)
+    assert full.detect.variants == [] and full.classify.variants == []  # the fronts, resolved with the manifests
     assert full.replicas == [1, 2, 3, 4]
 
 
