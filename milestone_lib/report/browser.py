@@ -4,6 +4,7 @@ Chromium is driven through the DevTools protocol over a pipe (`--remote-debuggin
 port, no websocket library). Every request the page makes is recorded (`Network.requestWillBeSent`),
 and Chromium is also pointed at a proxy that does not exist and resolves no host name, so a request
 to another host could not leave the machine even if the page made one. Then each `<img>` is checked: loaded, decoded, non-zero size.
+`check_deck` shows a reveal.js deck slide by slide at a projector's size and says what fits (`deck_check`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import MilestoneError
+from .deck_check import DeckCheck, deck_problems, read_slides
 
-__all__ = ["LOCAL_SCHEMES", "PageCheck", "check_page", "find_chromium"]
+__all__ = ["LOCAL_SCHEMES", "PageCheck", "check_deck", "check_page", "find_chromium"]
 
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome:", "devtools:")
 """URL schemes that never leave the machine."""
@@ -125,9 +129,40 @@ class _Pipe:
 
 def check_page(path: Path, *, chromium: str | None = None, timeout_s: float = 60.0, settle_s: float = 0.5) -> PageCheck:
     """Load `path` in headless Chromium with the network cut off; return its images, requests and slides."""
+    path = _page(path)
+    with _chromium(chromium, timeout_s=timeout_s) as pipe:
+        return _inspect(pipe, path, timeout_s=timeout_s, settle_s=settle_s)
+
+
+def check_deck(path: Path, width: int = 1280, height: int = 720, *, max_words: int = 60,
+               chromium: str | None = None, timeout_s: float = 60.0) -> DeckCheck:
+    """Show every slide of a reveal.js deck in a `width` x `height` window and say what each one holds.
+
+    Per slide (`SlideCheck`): whether its content fits reveal.js's configured slide size without scrolling
+    or being cut off, whether it shows a figure (img / svg) or a table, and its words outside tables,
+    figures and speaker notes. `DeckCheck.problems` names each slide that does not fit, that carries
+    neither a figure nor a table (the title slide and "not produced yet" slides excepted), or that has
+    more than `max_words` words on it.
+    """
+    path = _page(path)
+    with _chromium(chromium, timeout_s=timeout_s) as pipe:
+        session = _open(pipe, path, timeout_s=timeout_s, settle_s=0.3,
+                        viewport={"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        slides = read_slides(lambda script: _evaluate(pipe, session, script, path, timeout_s=timeout_s))
+    return DeckCheck(path=path, width=width, height=height, slides=slides,
+                     problems=deck_problems(slides, max_words=max_words))
+
+
+def _page(path: Path) -> Path:
     path = Path(path).resolve()
     if not path.is_file():
         raise MilestoneError(f"no page at '{path}'; build it first (build_report / build_slides)")
+    return path
+
+
+@contextmanager
+def _chromium(chromium: str | None, *, timeout_s: float) -> Iterator[_Pipe]:
+    """A headless Chromium, offline, driven over its DevTools pipe; closed on the way out."""
     binary = chromium or find_chromium()
     if binary is None:
         raise MilestoneError("no Chromium on PATH; install the Debian package `chromium` (apt-get install chromium)")
@@ -148,7 +183,7 @@ def check_page(path: Path, *, chromium: str | None = None, timeout_s: float = 60
         os.close(from_chrome_w)
         pipe = _Pipe(process, to_chrome_w, from_chrome_r)
         try:
-            return _inspect(pipe, path, timeout_s=timeout_s, settle_s=settle_s)
+            yield pipe
         finally:
             try:
                 pipe.send("Browser.close", timeout_s=5.0)
@@ -171,19 +206,33 @@ def _high(fds: tuple[int, int]) -> tuple[int, int]:
     return moved[0], moved[1]
 
 
-def _inspect(pipe: _Pipe, path: Path, *, timeout_s: float, settle_s: float) -> PageCheck:
+def _open(pipe: _Pipe, path: Path, *, timeout_s: float, settle_s: float,
+          viewport: dict[str, Any] | None = None) -> str:
+    """A new tab (at `viewport` size, if given) showing `path`, loaded; returns its session id."""
     target = pipe.send("Target.createTarget", {"url": "about:blank"}, timeout_s=timeout_s)["targetId"]
     session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Network", "Page", "Runtime", "Log"):
         pipe.send(f"{domain}.enable", session=session)
+    if viewport:
+        pipe.send("Emulation.setDeviceMetricsOverride", viewport, session=session)
     pipe.send("Page.navigate", {"url": path.as_uri()}, session=session)
     pipe.wait_for("Page.loadEventFired", timeout_s=timeout_s)
     time.sleep(settle_s)  # reveal.js lays the deck out after the load event
-    result = pipe.send("Runtime.evaluate", {"expression": _PAGE_STATE, "awaitPromise": True, "returnByValue": True},
+    return session
+
+
+def _evaluate(pipe: _Pipe, session: str, script: str, path: Path, *, timeout_s: float) -> Any:
+    """The JSON value a page script returns (a promise is awaited)."""
+    result = pipe.send("Runtime.evaluate", {"expression": script, "awaitPromise": True, "returnByValue": True},
                        session=session, timeout_s=timeout_s)
     if "exceptionDetails" in result:
         raise MilestoneError(f"the page check failed in '{path.name}': {result['exceptionDetails']}")
-    state = json.loads(result["result"]["value"])
+    return json.loads(result["result"]["value"])
+
+
+def _inspect(pipe: _Pipe, path: Path, *, timeout_s: float, settle_s: float) -> PageCheck:
+    session = _open(pipe, path, timeout_s=timeout_s, settle_s=settle_s)
+    state = _evaluate(pipe, session, _PAGE_STATE, path, timeout_s=timeout_s)
     requests = [e["params"]["request"]["url"] for e in pipe.events if e.get("method") == "Network.requestWillBeSent"]
     errors = [e["params"]["entry"]["text"] for e in pipe.events
               if e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error"]

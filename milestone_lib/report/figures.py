@@ -17,6 +17,7 @@ from ..contracts import STEPS
 if TYPE_CHECKING:  # only a type here: importing the registry client would load the S3 SDK
     from ..registry import PulledVariant
     from .browser import PageCheck
+    from .deck_check import DeckCheck
     from .inputs import NotebookOutputs
 
 __all__ = ["build_figures", "registry_figures", "report_figures", "scaling_figures"]
@@ -78,8 +79,8 @@ def scaling_figures(before: Mapping[str, Any], after: Mapping[str, Any], before_
 
 
 def report_figures(outputs: Sequence[NotebookOutputs], *, report: Path, slides: Path,
-                   checks: Sequence[PageCheck] = ()) -> dict[str, Any]:
-    """Notebook 06: which notebooks' outputs went in, the two pages, and what Chromium saw in them."""
+                   checks: Sequence[PageCheck] = (), deck: DeckCheck | None = None) -> dict[str, Any]:
+    """Notebook 06: which notebooks' outputs went in, the two pages, what Chromium saw in them, and the deck check."""
     figures: dict[str, Any] = {
         "notebooks_included": [o.spec.notebook for o in outputs if o.started],
         "notebooks_missing": [o.spec.notebook for o in outputs if not o.started],
@@ -92,6 +93,10 @@ def report_figures(outputs: Sequence[NotebookOutputs], *, report: Path, slides: 
     }
     for check in checks:
         figures[check.path.stem] = check.summary()
+    if deck is not None:
+        figures["deck_check"] = {"slides": len(deck.slides), "fit": sum(s.fits for s in deck.slides),
+                                 "most_words": max((s.words for s in deck.slides), default=0),
+                                 "problems": list(deck.problems)}
     return figures
 
 

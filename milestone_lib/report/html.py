@@ -2,8 +2,11 @@
 
 Plots are embedded as base64 data URIs and the style sheet is inline, so the file opens offline
 and can be mailed on its own; nothing is fetched (`browser.check_page` proves it in a test).
-Sections follow the notebooks; each says which run (full / smoke), machine and backend its
-numbers came from, and a notebook that has not run yet gets a "not produced yet" placeholder.
+The page tells the deck's story in the same order, in full sentences: the story in brief (the slides'
+claims, each linked to its section), the answer, then a section per notebook (01-05; notebook 04's
+ends with deliverable 4's table, as the deck does), and last where each deliverable is answered. Each
+section says which run (full / smoke), machine and backend its numbers came from, and a notebook that
+has not run yet gets a "not produced yet" placeholder.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..contracts import STEPS
 from ..files import atomic_write_text
+from .deck import deck_slides, step_budgets
 from .deliverables import DELIVERABLES
 from .inputs import NotebookOutputs, PlotFile, TableFile, read_reports
 from .narrative import findings, headline_items, recommendation
+from .slide import Slide
+from .variant_table import best_rows_table
 
 __all__ = ["REPORT_NAME", "build_report", "image_data_uri", "markdown_html", "table_html"]
 
@@ -37,7 +44,7 @@ h3{margin-top:1.4em}.meta,.provenance{color:#52606d;font-size:.92em}
 .provenance span{display:inline-block;background:#eef3fa;border-radius:4px;padding:.1em .5em;margin:.1em .3em .1em 0}
 .placeholder{border:2px dashed #d9822b;background:#fff7ec;padding:1em;border-radius:6px;font-weight:bold}
 .warning{border-left:4px solid #d9822b;padding-left:.8em}
-.recommendation{background:#eef7ee;border-left:5px solid #3c9a3c;padding:.6em 1em}
+.recommendation{background:#eef7ee;border-left:5px solid #3c9a3c;padding:.6em 1em}.story li{margin:.2em 0}
 .scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:.85em;margin:.4em 0}
 th,td{border:1px solid #cfd7df;padding:.25em .5em;text-align:right;white-space:nowrap}
 th{background:#f0f3f6}td:first-child,th:first-child{text-align:left}
@@ -54,11 +61,13 @@ def build_report(reports_dir: Path, *, output: Path | None = None) -> Path:
     runs = sorted({o.run for o in outputs if o.run})
     title = "Milestone 2: detect → classify pipeline, variants, scaling and the optimal configuration"
     built = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    slides = deck_slides(outputs)
     parts = [f"<h1>{_e(title)}</h1>",
              (f'<p class="meta">Run: <b>{_e(" + ".join(runs) or "none yet")}</b> · built {built} from '
               f'<code>{_e(str(folder))}</code> · slides: <a href="slides.html">slides.html</a></p>'),
-             _contents(outputs), _recommendation_section(outputs), _deliverables_section(outputs)]
+             _contents(outputs), _story_section(slides), _recommendation_section(outputs, slides)]
     parts += [_notebook_section(found, folder) for found in outputs]
+    parts.append(_deliverables_section(outputs))
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
     return atomic_write_text(Path(output) if output else folder / REPORT_NAME, page)
@@ -108,20 +117,47 @@ def _anchor(found: NotebookOutputs) -> str:
 
 
 def _contents(outputs: list[NotebookOutputs]) -> str:
-    items = ['<li><a href="#recommendation">Recommendation</a></li>',
-             '<li><a href="#deliverables">Where each deliverable is answered</a></li>']
+    items = ['<li><a href="#story">The story in brief</a></li>', '<li><a href="#recommendation">Recommendation</a></li>']
     items += [f'<li><a href="#{_anchor(o)}">{o.spec.number} · {_e(o.spec.title)}</a>'
               f'{"" if o.started else " (not produced yet)"}</li>' for o in outputs]
+    items.append('<li><a href="#deliverables">Where each deliverable is answered</a></li>')
     return f"<nav><h2>Contents</h2><ol>{''.join(items)}</ol></nav>"
 
 
-def _recommendation_section(outputs: list[NotebookOutputs]) -> str:
+def _story_section(slides: list[Slide]) -> str:
+    """The slides' claims in their order, each linked to the section that tells it in full."""
+    items = "".join(f'<li><a href="#{_e(s.anchor)}">{_e(s.title)}</a></li>' if s.anchor else f"<li>{_e(s.title)}</li>"
+                    for s in slides[1:])
+    return (f'<section id="story"><h2>The story in brief</h2><p>The claims of the slides, in their order; each '
+            f'links to the section below that shows it in full.</p><ol class="story">{items}</ol></section>')
+
+
+def _recommendation_section(outputs: list[NotebookOutputs], slides: list[Slide]) -> str:
     sentences = recommendation(outputs)
     if sentences:
         body = '<div class="recommendation"><ul>' + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul></div>"
     else:
         body = _placeholder("the recommended configuration", "05")
+    answer = next((s for s in slides if s.data.get("slide") == "answer"), None)
+    if answer is not None and answer.table is not None:  # the deck's answer slide, the same table
+        body += table_html(answer.table) + "".join(f"<p>{_e(line)}</p>" for line in answer.lines)
+    if answer is not None and answer.placeholder and sentences:
+        body += f'<p class="warning">{_e(answer.placeholder)}</p>'
     return f'<section id="recommendation"><h2>Recommendation</h2>{body}</section>'
+
+
+def _best_rows_section(found: NotebookOutputs) -> str:
+    """Deliverable 4: per step, the best rows of the sweep within the step's budget (the deck's table, with Source)."""
+    tables = {step: t for step in STEPS if (t := found.table(f"04_{step}_table")) is not None}
+    if not tables:
+        return ""
+    best = best_rows_table(tables, budgets_ms=step_budgets(found), with_source=True)
+    budgets = ", ".join(f"{step} {value:.0f} ms" for step, value in step_budgets(found).items())
+    body = table_html(best) if len(best) else "<p>No row of the sweep meets its step budget.</p>"
+    return (f'<h3 id="deliverable4">Deliverable 4: Variant, Scale, Latency, Cost, Accuracy, the best rows per step</h3>'
+            f"<p>Per step, each variant at its cheapest scale whose p99 meets the step's budget"
+            f"{f' ({_e(budgets)})' if budgets else ''}, most accurate first; every row is in "
+            f"{_e(', '.join(f'04_{s}_table.csv' for s in tables))}.</p>{body}")
 
 
 def _deliverables_section(outputs: list[NotebookOutputs]) -> str:
@@ -131,6 +167,7 @@ def _deliverables_section(outputs: list[NotebookOutputs]) -> str:
         numbers = re.findall(r"\d\d", d.notebook)
         links = [f'<a href="#nb{n}">{n}</a>' for n in numbers if n in ran]
         links += ['<a href="#recommendation">this page</a>, <a href="slides.html">slides</a>'] if "06" in numbers else []
+        links += ['<a href="#deliverable4">its table</a>'] if d.item == "Deliverable 4" and "04" in ran else []
         rows.append(f"<tr><td>{_e(d.item)}</td><td style='text-align:left;white-space:normal'>{_e(d.asks)}</td>"
                     f"<td>{', '.join(links) or 'not produced yet'}</td><td style='text-align:left'>{_e(', '.join(d.files))}</td></tr>")
     return ('<section id="deliverables"><h2>Where each deliverable is answered</h2><div class="scroll"><table>'
@@ -166,6 +203,8 @@ def _notebook_section(found: NotebookOutputs, folder: Path) -> str:
         parts.append(f'<div class="answers">{markdown_html(found.texts[name].read_text(), images_dir=folder)}</div>'
                      f'<p class="source">from {_e(name)}</p>')
     parts += [_plot(p) for p in _ordered_plots(found.plots)]
+    if found.spec.number == "04":
+        parts.append(_best_rows_section(found))
     tables = [_table(t) for t in found.tables]
     if answers and tables:  # the answers above quote these tables: all of them stay here, folded
         tables = [f"<details><summary>All {len(tables)} tables of {found.spec.notebook} (CSV)</summary>"

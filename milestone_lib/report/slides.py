@@ -5,7 +5,9 @@ to their cell) and converted with nbconvert's `SlidesExporter`. nbconvert's own 
 loads reveal.js, require.js, jQuery, mermaid and MathJax from CDNs; the template here replaces
 its head and its script block so that reveal.js (from the `sphinx-revealjs` wheel, which ships
 reveal.js 5) and every style sheet are inlined, and the page fetches nothing. One message per
-slide, its title the message; one plot per slide, large, for a projector.
+slide, its title the message (`deck.deck_slides` says what); one plot or one small table per slide, large,
+for a projector, sized to fit the 1280 x 720 slide; the full sentences are speaker notes (`<aside class="notes">`,
+a notes cell of `slides.ipynb`; press S for reveal.js's speaker view). `browser.check_deck` checks every slide.
 """
 
 from __future__ import annotations
@@ -13,39 +15,40 @@ from __future__ import annotations
 import base64
 import html
 import importlib.util
-from dataclasses import dataclass, field
+import math
 from pathlib import Path
-
-import pandas as pd
 
 from ..errors import MilestoneError
 from ..files import atomic_write_text
+from .deck import deck_slides
 from .html import table_html
-from .inputs import NotebookOutputs, PlotFile, find_plot, read_reports
-from .narrative import findings, recommendation, t3_answers
+from .inputs import read_reports
+from .slide import Slide
 
-__all__ = ["SLIDES_NAME", "Slide", "build_slides", "deck_slides", "reveal_assets"]
+__all__ = ["SLIDES_NAME", "SLIDE_HEIGHT", "SLIDE_WIDTH", "build_slides", "reveal_assets"]
 
 SLIDES_NAME = "slides.html"
 _THEME = "white"
-_DENSE_CHARS = 420
-# Notebook 05 writes one paragraph per T3 question (`05_t3_answers.json`, "sentences"); each is a slide.
-_QUESTIONS = {"how_many": "How many configurations meet the SLA?", "pareto": "Cost against accuracy: the Pareto front",
-              "what_determines": "What determines the optimum?",
-              "upstream": "Does the upstream detector change the best classifier?",
-              "baselines": "Against the baselines", "check": "Checked against reality: deployed and measured"}
-_CAPTIONS = {"variants_accuracy_latency": "Accuracy against latency of every variant (batch 1, 1 thread)",
-             "03_step_breakdown": "Where a request's time goes: before and after scaling out"}
+SLIDE_WIDTH, SLIDE_HEIGHT = 1280, 720
+"""reveal.js's slide size (px): the deck is laid out for it and scaled to the screen."""
+# Rough type metrics of the style below (DejaVu Sans): characters per line and line height, to size the plot.
+_TITLE_CHARS, _TITLE_LINE_PX = 52, 47
+_TEXT_CHARS, _TEXT_LINE_PX = 80, 37
 _EXTRA_CSS = """
 .reveal .slides section{text-align:left}
 .reveal h1,.reveal h2{font-family:"DejaVu Sans",Arial,sans-serif;text-transform:none;color:#1d2733}
 .reveal h2{font-size:40px;line-height:1.15;margin:0 0 12px 0}
 .reveal .jp-RenderedHTMLCommon,.reveal .jp-RenderedHTMLCommon p,.reveal .jp-RenderedHTMLCommon li{font-size:28px;
  line-height:1.3}
-.reveal .jp-RenderedHTMLCommon img{display:block;margin:4px auto;max-height:580px;max-width:100%;width:auto}
-.reveal .jp-RenderedHTMLCommon table{font-size:20px}.reveal .scroll{overflow:hidden}
-.reveal .placeholder{border:3px dashed #d9822b;padding:18px;font-weight:bold}
-.reveal .jp-RenderedHTMLCommon .dense p{font-size:21px;line-height:1.3;margin:0 0 10px 0}
+.reveal .jp-RenderedHTMLCommon p{margin:0 0 10px 0}
+.reveal .jp-RenderedHTMLCommon img{display:block;margin:4px auto;max-height:var(--figure-height,560px);max-width:100%;
+ width:auto}
+.reveal .jp-RenderedHTMLCommon table{font-size:20px;margin:6px auto}.reveal .scroll{overflow:hidden}
+.reveal .jp-RenderedHTMLCommon td,.reveal .jp-RenderedHTMLCommon th{padding:4px 10px}
+.reveal .placeholder{border:3px dashed #d9822b;padding:14px;font-weight:bold;font-size:24px;margin-top:10px}
+.reveal section[data-slide="answer"] p{font-size:30px;font-weight:bold;color:#2d6a2d;margin-top:14px}
+.reveal section[data-slide="answer"] table{font-size:26px}
+.reveal section[data-slide="title"] h2{font-size:54px;margin-top:120px}
 .jp-InputPrompt,.jp-OutputPrompt,a.anchor-link{display:none}
 """
 # Replaces nbconvert's reveal head (CDN scripts) and footer script (require.js loading reveal from a CDN).
@@ -66,21 +69,12 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- endblock header -%}
 {% block footer_js %}
 <script>{{ resources.offline.reveal_js }}</script>
+<script>{{ resources.offline.notes_js }}</script>
 <script>Reveal.initialize({controls: true, progress: true, hash: true, slideNumber: "c/t", transition: "none",
-  width: 1280, height: 720, margin: 0.02});</script>
+  width: {{ resources.offline.width }}, height: {{ resources.offline.height }}, margin: 0.02,
+  plugins: typeof RevealNotes === "undefined" ? [] : [RevealNotes]});</script>
 {% endblock footer_js %}
 """
-
-
-@dataclass(frozen=True)
-class Slide:
-    """One message: a title (the message itself), a few lines, at most one plot or one small table."""
-
-    title: str
-    lines: list[str] = field(default_factory=list)
-    plot: PlotFile | None = None
-    table: pd.DataFrame | None = None
-    placeholder: str = ""
 
 
 def build_slides(reports_dir: Path, *, output: Path | None = None) -> Path:
@@ -96,7 +90,8 @@ def build_slides(reports_dir: Path, *, output: Path | None = None) -> Path:
     atomic_write_text(folder / "slides.ipynb", nbformat.writes(notebook))
     exporter = SlidesExporter(extra_loaders=[DictLoader({"offline_slides.html.j2": _TEMPLATE})],
                               template_file="offline_slides.html.j2")
-    assets = {**reveal_assets(), "extra_css": _EXTRA_CSS, "title": slides[0].title}
+    assets = {**reveal_assets(), "extra_css": _EXTRA_CSS, "title": slides[0].title, "width": SLIDE_WIDTH,
+              "height": SLIDE_HEIGHT}
     body, _ = exporter.from_notebook_node(notebook, resources={"offline": assets})
     return atomic_write_text(Path(output) if output else folder / SLIDES_NAME, body)
 
@@ -113,80 +108,21 @@ def reveal_assets() -> dict[str, str]:
     theme = "\n".join(line for line in theme.splitlines() if not line.lstrip().startswith("@import"))
     # `</script` inside the inlined script would end the tag early.
     script = (dist / "reveal.js").read_text().replace("</script", "<\\/script")
-    return {"reveal_css": (dist / "reveal.css").read_text(), "theme_css": theme, "reveal_js": script}
+    notes = dist.parent / "plugin" / "notes" / "notes.js"  # the speaker view (key S), its page inlined in the script
+    notes_js = notes.read_text().replace("</script", "<\\/script") if notes.is_file() else ""
+    return {"reveal_css": (dist / "reveal.css").read_text(), "theme_css": theme, "reveal_js": script,
+            "notes_js": notes_js}
 
 
-def deck_slides(outputs: list[NotebookOutputs]) -> list[Slide]:
-    """The deck: title, then one slide per message of each notebook, the recommendation, and what is missing."""
-    by = {o.spec.number: o for o in outputs}
-    runs = sorted({o.run for o in outputs if o.run})
-    machines = sorted({o.provenance()["machine"] for o in outputs if o.present} - {"not recorded"})
-    slides = [Slide("Milestone 2: detect → classify pipeline",
-                    ["Model variants, per-step latency, scaling under an SLA, and the optimal configuration.",
-                     f"Run: {' + '.join(runs) or 'none yet'}" + (f" · machine: {machines[0]}" if machines else "")])]
-    slides += _notebook_slides(by["01"], ("accuracy", "latency"))
-    pairs = by["01"].table("pipeline_accuracy")
-    if pairs is not None and len(pairs) and {"detector", "classifier"} <= set(pairs.columns):
-        best = pairs.iloc[0]
-        slides.append(Slide(f"Best end-to-end pair: {best['detector']} → {best['classifier']}",
-                            ["End-to-end mAP of detector → crops → classifier, best pairs first."],
-                            table=pairs.head(6)))
-    slides += _notebook_slides(by["02"])
-    slides += _notebook_slides(by["03"], ("breakdown",))
-    required = {"04": (("accuracy", "latency"), "Model version vs accuracy and latency"),
-                "04b": (("accuracy", "throughput"), "Model version vs accuracy and throughput"),
-                "05": (("pareto",), "Cost against end-to-end accuracy: the Pareto front")}
-    shown: dict[str, Slide] = {}
-    for key, (words, title) in required.items():
-        found = by[key[:2]]
-        plot = find_plot(outputs, *words, notebook=found.spec.notebook) if found.started else None
-        shown[key] = Slide(title, plot=plot) if plot else Slide(title, placeholder=key[:2])
-    names = {s.plot.name for s in shown.values() if s.plot is not None}
-    slides += [shown["04"], shown["04b"]]
-    slides += _notebook_slides(by["04"], skip=names) if by["04"].started else []
-    slides += [shown["05"]]
-    questions = t3_answers(by["05"]).get("sentences", {}) if by["05"].started else {}
-    slides += [Slide(_QUESTIONS.get(key, key.replace("_", " ").capitalize()), [text])
-               for key, text in questions.items() if key not in ("recommendation", "rule") and text]
-    # Notebook 05's findings are its answers: said once, on the question slides above, when it wrote them.
-    slides += _notebook_slides(by["05"], skip=names, said=bool(questions)) if by["05"].started else []
-    advice = recommendation(outputs)
-    slides.append(Slide("Recommendation", advice) if advice else Slide("Recommendation", placeholder="05"))
-    slides.append(Slide("Every table and plot", ["report.html: the full report, every table, self-contained.",
-                                                 "README.md in the reports folder: each deliverable and its file."]))
-    return slides
+def _figure_height(slide: Slide) -> int:
+    """The plot's height (px) that leaves room for the title, the lines and a placeholder on the slide."""
+    def lines(text: str, chars: int) -> int:
+        return max(1, math.ceil(len(text) / chars))
 
-
-def _notebook_slides(found: NotebookOutputs, words: tuple[str, ...] = (), *, skip: set[str] | None = None,
-                     said: bool = False) -> list[Slide]:
-    """A notebook's findings on one slide (titled by the first), then its plots, one per slide."""
-    if not found.started:
-        return [Slide(found.spec.title, placeholder=found.spec.number)]
-    sentences = [] if said else findings(found)
-    plots = [p for p in found.plots if p.name not in (skip or set())]
-    plots.sort(key=lambda p: 0 if words and all(w in p.name.lower() for w in words) else 1)
-    slides = []
-    if sentences:
-        title = _headline(sentences[0])
-        # A first finding that is all title is not said twice.
-        slides.append(Slide(title, sentences[1:5] if title == sentences[0].rstrip(".") else sentences[:5]))
-    slides += [Slide(_caption(p), plot=p) for p in plots[:3]]
-    return slides or [Slide(found.spec.title, [f"See {found.spec.notebook} in the report."])]
-
-
-def _caption(plot: PlotFile) -> str:
-    """A slide title for a plot: a known one, else from its file name ("04_cost_p99" -> "Cost p99")."""
-    if plot.name in _CAPTIONS:
-        return _CAPTIONS[plot.name]
-    words = plot.name.split("_")
-    text = " ".join(words[1:] if words[0].isdigit() else words)
-    return text[:1].upper() + text[1:]
-
-
-def _headline(sentence: str) -> str:
-    """A slide title from a finding: up to its first parenthesis, kept short."""
-    text = sentence.split(" (")[0].rstrip(".")
-    return text if len(text) <= 72 else text[:69].rsplit(" ", 1)[0] + " ..."
+    used = 80 + lines(slide.title, _TITLE_CHARS) * _TITLE_LINE_PX
+    used += sum(lines(text, _TEXT_CHARS) * _TEXT_LINE_PX + 10 for text in slide.lines)
+    used += (lines(slide.placeholder, _TEXT_CHARS) * 32 + 40) if slide.placeholder else 0
+    return max(240, SLIDE_HEIGHT - used)
 
 
 def _notebook(slides: list[Slide]):  # -> nbformat.NotebookNode
@@ -194,25 +130,27 @@ def _notebook(slides: list[Slide]):  # -> nbformat.NotebookNode
 
     cells = []
     for slide in slides:
-        text = [f"## {slide.title}", ""]
-        if sum(len(line) for line in slide.lines) > _DENSE_CHARS:  # a long paragraph: smaller type, still on the slide
-            text.append('<div class="dense">' + "".join(f"<p>{html.escape(line)}</p>" for line in slide.lines) + "</div>")
-        else:
-            text += [f"* {line}" if len(slide.lines) > 1 else line for line in slide.lines]
-        attachments = {}
+        # Raw HTML blocks (escaped text), one per paragraph; the plot stays Markdown so nbconvert embeds its attachment.
+        text = [f"<h2>{html.escape(slide.title)}</h2>"]
+        text += [f"<p>{html.escape(line)}</p>" for line in slide.lines]
         if slide.placeholder:
-            text.append(f'<div class="placeholder">Not produced yet: run notebook {slide.placeholder} '
-                        "(make milestone)</div>")
+            text.append(f'<div class="placeholder">{html.escape(slide.placeholder)}</div>')
+        attachments = {}
         if slide.plot is not None:
             name = slide.plot.path.name
             attachments[name] = {"image/png": base64.b64encode(slide.plot.path.read_bytes()).decode("ascii")}
-            text += ["", f"![{slide.plot.caption}](attachment:{name})"]
+            text += [f'<div class="figure" style="--figure-height:{_figure_height(slide)}px">',
+                     f"![{slide.plot.caption}](attachment:{name})", "</div>"]
         if slide.table is not None:
-            text += ["", table_html(slide.table)]
-        cell = nbformat.v4.new_markdown_cell("\n".join(text), metadata={"slideshow": {"slide_type": "slide"}})
+            text.append(table_html(slide.table))
+        metadata = {"slideshow": {"slide_type": "slide", **({"data": dict(slide.data)} if slide.data else {})}}
+        cell = nbformat.v4.new_markdown_cell("\n\n".join(text), metadata=metadata)
         if attachments:
             cell["attachments"] = attachments
         cells.append(cell)
+        if slide.notes:
+            notes = "\n\n".join(f"<p>{html.escape(note)}</p>" for note in slide.notes)
+            cells.append(nbformat.v4.new_markdown_cell(notes, metadata={"slideshow": {"slide_type": "notes"}}))
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["title"] = slides[0].title
     return notebook

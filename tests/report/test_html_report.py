@@ -90,6 +90,8 @@ def _fill_04_05(settings: ProjectSettings, *, detect_variant: str) -> None:
     run = open_run("05_optimize_t3", settings=settings)
     run.save_figure(_figure("Pareto front"), "05_pareto")
     run.write_table(pd.DataFrame({"cost": [1.5, 2.5], "accuracy": [0.55, 0.61]}), "05_meeting_sla", index=False)
+    run.write_table(pd.DataFrame({"configuration": ["optimum"], "forecast_p99_ms": [190.0], "measured_p99_ms": [171.0],
+                                  "meets_sla_every_repeat": [True]}), "05_check", index=False)
     # The shape of optimize.T3Answers.to_dict(): a flat recommendation row, headline figures, one paragraph a question.
     chosen = {"detect_variant": detect_variant, "detect_replicas": 2, "detect_cpu": 1.0, "detect_batch": 4,
               "classify_variant": "resnet-tiny-onnx-fp32", "classify_replicas": 1, "classify_cpu": 0.5,
@@ -140,11 +142,15 @@ def test_recommendation_and_words_follow_the_recorded_numbers(settings: ProjectS
     assert "run notebook 04" not in page and "run notebook 05" not in page
     assert page.count("data:image/png;base64,") == 5
     assert "<td>20</td>" in page  # the T3 answers' Markdown table, rendered
-    assert "<summary>All 1 tables of 05_optimize_t3 (CSV)</summary>" in page  # the answers quote them: folded
+    assert "<summary>All 2 tables of 05_optimize_t3 (CSV)</summary>" in page  # the answers quote them: folded
     assert "30 rows · 04_detect_table.csv" in page and "more rows</summary>" not in page  # short: not folded
+    assert "measured p99 171 ms (forecast 190) against the 500 ms SLA" in page  # the deck's answer, in the report too
     deck = build_slides(settings.reports_dir).read_text()
-    assert "Does the upstream detector change the best classifier?" in deck  # one slide per T3 question
-    assert deck.count('class="dense"') == 1  # the long paragraph in smaller type, the short ones as they are
+    assert "The answer: 2.5 CPUs, accuracy 0.61, measured p99 171 ms within the 500 ms SLA" in deck
+    # Each T3 answer is the speaker notes of its slide; a question without its table says what is missing.
+    assert "Yes: a detector with more crops per image needs more classifier replicas." in deck
+    assert deck.count('<aside class="notes">') >= 8
+    assert "Does the upstream detector change the best classifier: not produced yet" in deck
     # Another run that chose another detector: the words change with it.
     _fill_04_05(settings, detect_variant="yolov8n-onnx-int8-static")
     assert "detect yolov8n-onnx-int8-static on 2 replica(s)" in " ".join(recommendation(read_reports(settings.reports_dir)))
