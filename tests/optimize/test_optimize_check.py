@@ -113,7 +113,7 @@ def test_the_gateway_overhead_is_the_pipelines_median_beyond_its_steps(tmp_path:
     assert gateway_overhead_ms(pd.DataFrame()) == 0.0
 
 
-def test_the_forecast_is_the_queueing_model_of_each_chosen_step(tmp_path: Path) -> None:
+def test_the_forecast_is_the_queueing_model_of_each_unmeasured_step(tmp_path: Path) -> None:
     sla = SlaSpec(latency_ms=500, rate_rps=20)
     sweep = synthetic_sweep(tmp_path, detect_ms={"yolov8n-onnx-fp32": 6.0}, classify_ms={"resnet-tiny-onnx-fp32": 1.0},
                             fanout={"yolov8n-onnx-fp32": 3.0}, sla=sla)
@@ -131,6 +131,28 @@ def test_the_forecast_is_the_queueing_model_of_each_chosen_step(tmp_path: Path) 
     unknown = Configuration({**config.detect, "variant": "nowhere"}, config.classify, cost=2.0, accuracy=0.5,
                             predicted_p99_ms=0.0, gateway_reserve_ms=50.0)
     assert pd.isna(forecast_p99_ms(unknown, sweep, rate_rps=20))
+
+
+def test_the_forecast_takes_the_sweeps_measurement_at_its_rate_and_adds_tails_as_independent(tmp_path: Path) -> None:
+    sla = SlaSpec(latency_ms=500, rate_rps=20)
+    sweep = synthetic_sweep(tmp_path, detect_ms={"yolov8n-onnx-fp32": 6.0}, classify_ms={"resnet-tiny-onnx-fp32": 1.0},
+                            fanout={"yolov8n-onnx-fp32": 3.0}, sla=sla)
+    step = {"cpu": 1.0, "threads": 1, "batch": 4, "replicas": 1}
+    config = Configuration({**step, "variant": "yolov8n-onnx-fp32"}, {**step, "variant": "resnet-tiny-onnx-fp32"},
+                           cost=2.0, accuracy=0.5, predicted_p99_ms=0.0, gateway_reserve_ms=50.0)
+    modelled = forecast_p99_ms(config, sweep, rate_rps=20, requests=5000)
+    c = sweep.candidates
+    for step_name, variant, p50, p99 in (("detect", "yolov8n-onnx-fp32", 10.0, 40.0),
+                                         ("classify", "resnet-tiny-onnx-fp32", 5.0, 35.0)):
+        at = (c["step"] == step_name) & (c["variant"] == variant) & (c["cpu"] == 1.0) & (c["batch"] == 4) \
+            & (c["replicas"] == 1) & (c["threads"] == 1)
+        assert at.sum() == 1
+        c.loc[at, ["p50_ms", "p99_ms", "source"]] = [p50, p99, "measured"]
+    # Medians 10 + 5, tails 30 and 30: 15 + sqrt(30^2 + 30^2) = 57.4, below the p99s added (75).
+    assert forecast_p99_ms(config, sweep, rate_rps=20) == pytest.approx(15.0 + (2 * 30.0 ** 2) ** 0.5)
+    # At another rate the sweep's measurement does not apply: the model again.
+    assert forecast_p99_ms(config, sweep, rate_rps=20.5, requests=5000) < 57.0
+    assert modelled < 57.0
 
 
 def test_the_summary_holds_the_measurement_against_the_forecast_where_given() -> None:
