@@ -202,8 +202,8 @@ def check_summary(measurements: pd.DataFrame, *, gateway_overhead_ms: float = 0.
                   forecasts: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Per configuration: forecast vs measured p99, error, goodput and attainment over every repeat.
 
-    The forecast is the steps' p99 added (`forecasts`, by configuration, from `forecast_p99_ms`; else the
-    candidate rows' p99 the optimizer used) plus the gateway's measured overhead (`rule.gateway_overhead_ms`);
+    The forecast is the steps' end-to-end p99 (`forecasts`, by configuration, from `forecast_p99_ms`; else the
+    candidate rows' p99s the optimizer used, added) plus the gateway's measured overhead (`rule.gateway_overhead_ms`);
     the SLA rule's reserve is a budget, not a forecast. The measured p99 it is held against is the p99 of
     every answered request of the repeats (`pooled_p99_ms`, where measured); the mean of the repeats' p99
     and its 95% CI show how much one run's p99 varies. `rule_bound_held`: the same measured p99 is within the

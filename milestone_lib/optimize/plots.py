@@ -63,7 +63,7 @@ def plot_prediction_check(summary: pd.DataFrame, *, sla_ms: float, runs: pd.Data
         ax.errorbar(summary["repeat_p99_mean_ms"], y - 0.15, xerr=summary["p99_ci95_ms"].fillna(0.0).to_numpy(),
                     fmt="none", ecolor="tab:blue", capsize=4, alpha=0.6, label="repeats' p99: mean, 95% CI")
         ax.scatter(summary["forecast_p99_ms"], y, marker="x", s=90, color="tab:orange",
-                   label="forecast p99 (step p99s + gateway overhead)")
+                   label="forecast p99 (steps as independent parts + gateway)")
         ax.scatter(summary["predicted_p99_ms"], y, marker="|", s=300, color="tab:gray",
                    label="SLA rule (+ gateway reserve)")
         if runs is not None and len(runs):
